@@ -1,0 +1,124 @@
+"""The MLX loops (GPU: Metal on macOS, CUDA on Linux; and CPU).
+
+Both loops run the same compiled training step (model, optimizer and random state captured by
+`mx.compile`) on batches taken from device-resident arrays, as the study did. They differ in the
+sync policy alone:
+seed  - `mx.eval` of the step's results and `.item()` of loss and accuracy every batch (the study).
+tuned - `mx.async_eval` every batch (queues the work without waiting), loss and correct counts
+        accumulated as arrays and read once per epoch.
+lazy  - (--sync lazy) no evaluation until the epoch ends, as the study tried: the graph grows
+        with every batch and the epoch-end eval pays for all of it.
+MLX's Adam skips bias correction by default; it is switched on to train like PyTorch's Adam.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import mlx.core as mx
+import mlx.nn as nn
+import mlx.optimizers as optim
+import numpy as np
+
+from ...profiler.spans import SpanRecorder
+from ..cnn_mlx import SeedCNN, count_parameters
+from ..data import DatasetSplits, to_nhwc
+from .common import LoopConfig, n_batches
+
+
+def _loss_and_correct(model: nn.Module, x: mx.array, y: mx.array) -> tuple[mx.array, mx.array]:
+    log_probs = model(x)
+    loss = -mx.take_along_axis(log_probs, y[:, None], axis=1).mean()
+    return loss, (mx.argmax(log_probs, axis=1) == y).sum()
+
+
+class MlxTrainer:
+    def __init__(self, data: DatasetSplits, cfg: LoopConfig, device: str, rec: SpanRecorder) -> None:
+        mx.set_default_device(mx.gpu if device == "gpu" else mx.cpu)
+        mx.random.seed(cfg.seed)
+        self.cfg, self.rec = cfg, rec
+        self.model = SeedCNN(data.channels, data.num_classes, data.height)
+        mx.eval(self.model.parameters())
+        self.parameters = count_parameters(self.model)
+        self.optimizer = optim.Adam(learning_rate=cfg.lr, bias_correction=True)
+
+        # NHWC by transposing CHW (the study reshaped CIFAR without the transpose).
+        def to_device(x: np.ndarray, images: bool = True) -> mx.array:
+            return mx.array(to_nhwc(x) if images else x.astype(np.int32))
+
+        self.x_train, self.y_train = to_device(data.x_train), to_device(data.y_train, False)
+        self.x_val, self.y_val = to_device(data.x_val), to_device(data.y_val, False)
+        self.x_test, self.y_test = to_device(data.x_test), to_device(data.y_test, False)
+        mx.eval(self.x_train, self.y_train, self.x_val, self.y_val, self.x_test, self.y_test)
+
+        loss_and_grad = nn.value_and_grad(self.model, _loss_and_correct)
+        self.state = [self.model.state, self.optimizer.state, mx.random.state]
+
+        @partial(mx.compile, inputs=self.state, outputs=self.state)
+        def step(x: mx.array, y: mx.array) -> tuple[mx.array, mx.array]:
+            (loss, correct), grads = loss_and_grad(self.model, x, y)
+            self.optimizer.update(self.model, grads)
+            return loss, correct
+
+        self.step = step
+
+    def _eval(self, *arrays: object) -> None:
+        with self.rec.sync("eval"):
+            mx.eval(*arrays)
+
+    def train_epoch(self, order: np.ndarray, on_batch: Callable[[], None]) -> tuple[float, float]:
+        rec, bs, policy = self.rec, self.cfg.batch_size, self.cfg.sync_policy
+        self.model.train()
+        perm = mx.array(order)
+        loss_sum, correct_sum = mx.array(0.0), mx.array(0)
+        for index in range(n_batches(len(order), bs)):
+            rec.batch = index
+            with rec.span("batch", "train"):
+                with rec.span("data", "slice"):
+                    idx = perm[index * bs : (index + 1) * bs]
+                    xb, yb = self.x_train[idx], self.y_train[idx]
+                with rec.span("step", "compiled_step"):
+                    loss, correct = self.step(xb, yb)
+                loss_sum = loss_sum + loss * len(idx)
+                correct_sum = correct_sum + correct
+                if policy == "batch":
+                    self._eval(self.state, loss_sum, correct_sum)
+                    with rec.sync("item"):
+                        loss.item()  # the study read the batch loss every step
+                elif policy == "epoch":
+                    mx.async_eval(self.state, loss_sum, correct_sum)
+            on_batch()
+        self._eval(self.state, loss_sum, correct_sum)
+        return loss_sum.item() / len(order), correct_sum.item() / len(order)
+
+    def validate(self, on_batch: Callable[[], None]) -> tuple[float, float]:
+        rec, bs = self.rec, self.cfg.batch_size
+        self.model.eval()
+        loss_sum, correct_sum = mx.array(0.0), mx.array(0)
+        for index, start in enumerate(range(0, self.y_val.size, bs)):
+            rec.batch = index
+            with rec.span("batch", "val"):
+                xb, yb = self.x_val[start : start + bs], self.y_val[start : start + bs]
+                loss, correct = _loss_and_correct(self.model, xb, yb)
+                loss_sum = loss_sum + loss * yb.size
+                correct_sum = correct_sum + correct
+                if self.cfg.sync_policy == "batch":
+                    self._eval(loss_sum, correct_sum)
+            on_batch()
+        self._eval(loss_sum, correct_sum)
+        return loss_sum.item() / self.y_val.size, correct_sum.item() / self.y_val.size
+
+    def test_batch(self, start: int, stop: int) -> int:
+        self.model.eval()
+        right = (mx.argmax(self.model(self.x_test[start:stop]), axis=1) == self.y_test[start:stop]).sum()
+        with self.rec.sync("item"):
+            return int(right.item())
+
+    def predict_one(self, index: int) -> int:
+        predicted = mx.argmax(self.model(self.x_test[index : index + 1]), axis=1)
+        with self.rec.sync("item"):
+            return int(predicted.item())
+
+    def peak_memory_mb(self) -> float | None:
+        return mx.get_peak_memory() / 2**20

@@ -1,0 +1,198 @@
+"""One run: owns the clock anchor, the run directory, the phase recorder and the observers
+(telemetry sampler, stack profiler, sync hooks), and leaves a readable run directory however the
+run ends: `complete`, `failed` (an exception) or `interrupted` (Ctrl-C / SIGTERM)."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from .. import __version__
+from ..errors import UserError
+from ..traces import schema
+from ..traces.writer import write_json, write_table
+from .host import host_info
+from .spans import SpanRecorder
+
+
+class Observer(Protocol):
+    """Something that watches a run: started after run.json exists, stopped before the tables
+    are written. `stop` returns what goes into run.json under the observer's `name`."""
+
+    name: str
+
+    def start(self, session: RunSession) -> None: ...
+
+    def stop(self, session: RunSession) -> dict[str, Any]: ...
+
+
+@dataclass
+class SessionOptions:
+    out_root: Path
+    kind: str  # "train" (our loops) or "script" (cnnprof profile)
+    label: str  # "<backend>-<dataset>" or the script's name: the run directory's suffix
+    argv: list[str]
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def _make_run_dir(out_root: Path, label: str) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    safe_label = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
+    try:
+        out_root.mkdir(parents=True, exist_ok=True)
+        for n in range(1, 1000):
+            # Runs started in the same second (cnnprof bench) get -2, -3, ...
+            path = out_root / (f"{stamp}-{safe_label}" + (f"-{n}" if n > 1 else ""))
+            try:
+                path.mkdir()
+                return path
+            except FileExistsError:
+                continue
+    except OSError as exc:
+        raise UserError(
+            f"cannot write run directory under {out_root}: {exc.strerror or exc}; "
+            "pass a writable folder with --out"
+        ) from None
+    raise UserError(f"too many runs named {label} in {out_root} this second; pass another --out")
+
+
+class RunSession:
+    """`with RunSession(opts, observers) as session:` around the work of one run."""
+
+    def __init__(self, opts: SessionOptions, observers: list[Observer] | None = None) -> None:
+        self.opts = opts
+        self.observers = observers or []
+        self.recorder = SpanRecorder()
+        self.metric_rows: list[dict[str, Any]] = []
+        self.inference_rows: list[dict[str, Any]] = []
+        self.meta: dict[str, Any] = {}
+        self.run_dir = _make_run_dir(opts.out_root, opts.label)
+        self.t0_perf_ns = 0
+        self._started: list[Observer] = []
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def __enter__(self) -> RunSession:
+        self.t0_perf_ns = time.perf_counter_ns()
+        t0_unix_ns = time.time_ns()
+        self.meta = {
+            "schema_version": schema.SCHEMA_VERSION,
+            "cnnprof_version": __version__,
+            "kind": self.opts.kind,
+            "argv": self.opts.argv,
+            "status": "running",
+            "error": None,
+            "t0_perf_ns": self.t0_perf_ns,
+            "t0_unix_ns": t0_unix_ns,
+            "started": datetime.fromtimestamp(t0_unix_ns / 1e9).isoformat(timespec="seconds"),
+            "pid": os.getpid(),
+            "host": host_info(),
+            "config": self.opts.config,
+            "backend": {},
+            "dataset": {},
+            "model": {},
+            "telemetry": {"sources": {}, "metrics": {}},
+            "profiler": {},
+            "summary": {},
+        }
+        self.write_meta()
+        try:
+            for observer in self.observers:
+                observer.start(self)
+                self._started.append(observer)
+        except BaseException:
+            self._finish("failed", "".join(traceback.format_exception_only(*sys.exc_info()[:2])).strip())
+            raise
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        if exc_type is None:
+            self._finish("complete", None)
+        elif issubclass(exc_type, KeyboardInterrupt):
+            self._finish("interrupted", "interrupted by the user (Ctrl-C or SIGTERM)")
+        elif issubclass(exc_type, SystemExit) and exc is not None and exc.code in (0, None):
+            self._finish("complete", None)  # a profiled script's sys.exit(0)
+        else:
+            self._finish("failed", "".join(traceback.format_exception_only(exc_type, exc)).strip())
+
+    def _finish(self, status: str, error: str | None) -> None:
+        self.meta["duration_ns"] = time.perf_counter_ns() - self.t0_perf_ns
+        # Observers stop in reverse order; one that fails must not cost the others' data.
+        for observer in reversed(self._started):
+            try:
+                self.meta[observer.name] = observer.stop(self)
+            except Exception as exc:  # recorded, never raised: the run's own outcome matters more
+                self.meta[observer.name] = {"error": f"{type(exc).__name__}: {exc}"}
+        self._started.clear()
+        self.meta["status"] = status
+        self.meta["error"] = error
+        self.write_tables()
+        self.meta["summary"] = summarize(self.metric_rows, self.inference_rows)
+        self.write_meta()
+
+    # -- writing -----------------------------------------------------------------------------
+    def write_meta(self) -> None:
+        write_json(self.run_dir / schema.RUN_JSON, self.meta)
+
+    def write_tables(self) -> None:
+        """Writes spans, metrics and inference as they are now (also called at each epoch's end,
+        so a killed run keeps its finished epochs)."""
+        write_table(self.run_dir / schema.SPANS, self.recorder.columns(self.t0_perf_ns), schema.SPANS_SCHEMA)
+        write_table(self.run_dir / schema.METRICS, _columns(self.metric_rows), schema.METRICS_SCHEMA)
+        write_table(self.run_dir / schema.INFERENCE, _columns(self.inference_rows), schema.INFERENCE_SCHEMA)
+
+    # -- what the loops report ---------------------------------------------------------------
+    def add_epoch_metrics(self, row: dict[str, Any]) -> None:
+        self.metric_rows.append(row)
+
+    def add_inference(self, kind: str, index: int, n_images: int, seconds: float, correct: int) -> None:
+        self.inference_rows.append(
+            {"kind": kind, "index": index, "n_images": n_images, "seconds": seconds, "correct": correct}
+        )
+
+
+def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    names: list[str] = []
+    for row in rows:
+        names += [k for k in row if k not in names]
+    return {name: [row.get(name) for row in rows] for name in names}
+
+
+def summarize(metric_rows: list[dict[str, Any]], inference_rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The headline figures of a run (the closing table and the report's cards)."""
+    summary: dict[str, Any] = {"epochs_completed": len(metric_rows)}
+    if metric_rows:
+        epoch_s = [r["epoch_s"] for r in metric_rows]
+        last = metric_rows[-1]
+        summary.update(
+            epoch_s_min=min(epoch_s),
+            epoch_s_median=statistics.median(epoch_s),
+            epoch_s_max=max(epoch_s),
+            images_per_s_median=statistics.median(r["images_per_s"] for r in metric_rows),
+            final_train_loss=last.get("train_loss"),
+            final_train_acc=last.get("train_acc"),
+            final_val_loss=last.get("val_loss"),
+            final_val_acc=last.get("val_acc"),
+        )
+        energy_keys = sorted({k for r in metric_rows for k in r if k.startswith("energy_j.")})
+        for key in energy_keys:
+            summary[f"train_{key}"] = sum(r.get(key) or 0.0 for r in metric_rows)
+    for kind, prefix in (("batched", "test"), ("single", "single")):
+        rows = [r for r in inference_rows if r["kind"] == kind]
+        if not rows:
+            continue
+        seconds = sum(r["seconds"] for r in rows)
+        images = sum(r["n_images"] for r in rows)
+        summary[f"{prefix}_images"] = images
+        summary[f"{prefix}_accuracy"] = sum(r["correct"] for r in rows) / images
+        if kind == "batched":
+            summary["test_ms"] = seconds * 1e3
+        else:
+            summary["single_ms_per_image"] = seconds * 1e3 / images
+    return summary

@@ -1,0 +1,99 @@
+"""What cnnprof prints: progress while a run trains, and the closing table (rich)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def error_line(message: str) -> None:
+    """The one line a user-caused error prints (plain, never wrapped, on stderr)."""
+    print(f"cnnprof: error: {message}", file=sys.stderr)
+
+
+class ProgressEvents:
+    """The loops' LoopEvents as a rich progress bar per phase, and one line per finished epoch."""
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
+        self.progress = Progress(
+            TextColumn("{task.description:<22}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self.task: Any = None
+
+    def __enter__(self) -> ProgressEvents:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def phase_started(self, phase: str, total: int, epoch: int | None) -> None:
+        if self.task is not None:
+            self.progress.remove_task(self.task)
+        where = f"epoch {epoch}/{self.epochs} " if epoch else ""
+        self.task = self.progress.add_task(f"{where}{phase}", total=total)
+
+    def advanced(self) -> None:
+        self.progress.advance(self.task)
+
+    def epoch_finished(self, row: dict[str, Any]) -> None:
+        self.progress.console.print(
+            f"epoch {row['epoch']}/{self.epochs}: {row['epoch_s']:.2f} s, {row['images_per_s']:,.0f} img/s, "
+            f"train loss {row['train_loss']:.4f} acc {100 * row['train_acc']:.1f} %, "
+            f"val loss {row['val_loss']:.4f} acc {100 * row['val_acc']:.1f} %"
+        )
+
+
+def _fmt(value: Any, spec: str, scale: float = 1.0, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    return f"{value * scale if scale != 1.0 else value:{spec}}{unit}"
+
+
+def summary_table(meta: dict[str, Any]) -> Table:
+    """The closing table of `cnnprof run`: the study's figures for this run."""
+    s = meta.get("summary", {})
+    backend = meta.get("backend", {})
+    loop = meta.get("config", {}).get("loop")
+    table = Table(title=f"{backend.get('name', '?')} ({backend.get('device_name', '')}), loop {loop}")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    rows = [
+        ("epochs completed", _fmt(s.get("epochs_completed"), "d")),
+        (
+            "epoch time min / median / max",
+            " / ".join(
+                _fmt(s.get(k), ".2f", unit=" s") for k in ("epoch_s_min", "epoch_s_median", "epoch_s_max")
+            ),
+        ),
+        ("images/s (median epoch)", _fmt(s.get("images_per_s_median"), ",.0f")),
+        ("test set, batched", _fmt(s.get("test_ms"), ",.1f", unit=" ms")),
+        ("single-image inference", _fmt(s.get("single_ms_per_image"), ".3f", unit=" ms/image")),
+        (
+            "final train loss / acc",
+            f"{_fmt(s.get('final_train_loss'), '.4f')} / {_fmt(s.get('final_train_acc'), '.1f', 100, ' %')}",
+        ),
+        (
+            "final val loss / acc",
+            f"{_fmt(s.get('final_val_loss'), '.4f')} / {_fmt(s.get('final_val_acc'), '.1f', 100, ' %')}",
+        ),
+        ("test accuracy", _fmt(s.get("test_accuracy"), ".1f", 100, " %")),
+    ]
+    for key, joules in sorted(s.items()):
+        if key.startswith("train_energy_j."):
+            rows.append((f"training energy, {key.removeprefix('train_energy_j.')}", f"{joules:,.1f} J"))
+    for name, value in rows:
+        table.add_row(name, value)
+    return table

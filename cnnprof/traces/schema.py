@@ -1,0 +1,77 @@
+"""The run directory: file names and table schemas (DESIGN.md, "The run directory").
+
+Every time column is nanoseconds of `time.perf_counter_ns()` relative to `run.json`'s `t0_perf_ns`.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+
+RUN_JSON = "run.json"
+SPANS = "spans.parquet"
+METRICS = "metrics.parquet"
+INFERENCE = "inference.parquet"
+TELEMETRY = "telemetry.parquet"
+SAMPLES = "samples.parquet"
+STACKS = "stacks.json"
+PYISESSION = "profile.pyisession"
+PSTATS = "profile.pstats"
+REPORT = "report.html"
+
+STATUSES = ("running", "complete", "failed", "interrupted")
+
+SPANS_SCHEMA = pa.schema(
+    [
+        ("kind", pa.string()),
+        ("name", pa.string()),
+        ("start_ns", pa.int64()),
+        ("end_ns", pa.int64()),
+        ("epoch", pa.int32()),
+        ("batch", pa.int32()),
+        ("caller", pa.string()),
+        ("attrs", pa.string()),
+    ]
+)
+
+# Per epoch. Energy columns `energy_j.<source>` are appended when telemetry measured power.
+METRICS_SCHEMA = pa.schema(
+    [
+        ("epoch", pa.int32()),
+        ("train_loss", pa.float64()),
+        ("train_acc", pa.float64()),
+        ("val_loss", pa.float64()),
+        ("val_acc", pa.float64()),
+        ("epoch_s", pa.float64()),
+        ("images_per_s", pa.float64()),
+    ]
+)
+
+# kind "batched": one row per test batch; kind "single": one row per image.
+INFERENCE_SCHEMA = pa.schema(
+    [
+        ("kind", pa.string()),
+        ("index", pa.int32()),
+        ("n_images", pa.int32()),
+        ("seconds", pa.float64()),
+        ("correct", pa.int32()),
+    ]
+)
+
+TELEMETRY_SCHEMA = pa.schema(
+    [
+        ("t_ns", pa.int64()),
+        ("source", pa.string()),
+        ("metric", pa.string()),
+        ("value", pa.float64()),
+    ]
+)
+
+SAMPLES_SCHEMA = pa.schema(
+    [
+        ("t_ns", pa.int64()),
+        ("dt_ns", pa.int64()),
+        ("stack_id", pa.int32()),
+    ]
+)
