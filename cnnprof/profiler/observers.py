@@ -1,0 +1,62 @@
+"""The telemetry sampler as a run observer (profiler/session.py's Observer protocol).
+
+The stack profiler and the sync hooks are observers of their own (stacks.py, sync.py).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..traces import schema
+
+if TYPE_CHECKING:
+    from .session import RunSession
+    from .telemetry.launcher import SamplerHandle
+
+
+class TelemetryObserver:
+    """Runs the sampler process for the session's lifetime, then merges its rows into
+    telemetry.parquet and adds each epoch's training energy to the per-epoch metrics."""
+
+    name = "telemetry"
+
+    def __init__(self, sources: str, interval_ms: int) -> None:
+        self.sources = sources
+        self.interval_ms = interval_ms
+        self.handle: SamplerHandle | None = None
+
+    def start(self, session: RunSession) -> None:
+        from .telemetry import start_sampler
+
+        self.handle = start_sampler(session.run_dir, self.sources, self.interval_ms, session.t0_perf_ns)
+
+    def stop(self, session: RunSession) -> dict[str, Any]:
+        assert self.handle is not None
+        result = self.handle.stop().to_json()
+        result["interval_ms"] = self.interval_ms
+        self._add_epoch_energy(session)
+        return result
+
+    @staticmethod
+    def _add_epoch_energy(session: RunSession) -> None:
+        """`energy_j.<source>.<metric>` per epoch, over the epoch's training phase."""
+        path = session.run_dir / schema.TELEMETRY
+        if not session.metric_rows or not path.exists():
+            return
+        import pyarrow.parquet as pq
+
+        from ..traces.energy import power_series, series_energy
+
+        series = power_series(pq.read_table(path).to_pandas())
+        if not series:
+            return
+        t0 = session.t0_perf_ns
+        train_spans = {
+            row[4]: (row[2] - t0, row[3] - t0) for row in session.recorder.rows if row[0] == "train"
+        }
+        for metrics in session.metric_rows:
+            window = train_spans.get(metrics["epoch"])
+            if window is None:
+                continue
+            for key, s in series.items():
+                metrics[f"energy_j.{key}"] = series_energy(s, *window)

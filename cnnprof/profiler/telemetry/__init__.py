@@ -1,0 +1,27 @@
+"""Hardware telemetry: a separate sampler process reads each source every interval into a stream
+file, which `SamplerHandle.stop()` merges into the run's `telemetry.parquet`.
+
+Sources (`SOURCE_NAMES`): procfs (psutil, any OS), rapl (Linux powercap), nvml (NVIDIA),
+powermetrics (macOS). A metric is named within its source; `<source>.<metric>` names it alone
+(run.json's metric table and traces/energy.py use that).
+"""
+
+from .base import SourceStatus
+from .launcher import SamplerHandle, TelemetryResult, available_sources, merge_stream, start_sampler
+from .nvml import decode_clock_event_reasons
+from .powermetrics import parse_powermetrics_command
+from .registry import SOURCE_NAMES
+from .stream import read_stream
+
+__all__ = [
+    "SOURCE_NAMES",
+    "SamplerHandle",
+    "SourceStatus",
+    "TelemetryResult",
+    "available_sources",
+    "decode_clock_event_reasons",
+    "merge_stream",
+    "parse_powermetrics_command",
+    "read_stream",
+    "start_sampler",
+]

@@ -1,0 +1,129 @@
+"""CPU load on any OS (psutil): per-core busy %, per-core frequency where sysfs exposes it, the
+training process's CPU % and RSS, and the P/E split of Intel hybrid CPUs.
+
+Busy % is computed from `psutil.cpu_times(percpu=True)` differences between two reads. A read less
+than half an interval after the previous one (the first cycle, right after probing; the final read
+at stop) gives no busy rows: percentages over a few ms are noise. Frequencies and the hybrid core
+lists are read from sysfs under `sysfs_root` (a parameter so tests can hand in a fake tree).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from .base import Reading, Source, SourceConfig, SourceStatus, unavailable
+
+MIB = 2**20
+
+
+def parse_cpu_list(text: str) -> list[int]:
+    """sysfs CPU lists: "0-7,16,18-19" -> [0, ..., 7, 16, 18, 19]."""
+    cpus: list[int] = []
+    for part in text.strip().split(","):
+        if not part:
+            continue
+        first, _, last = part.partition("-")
+        cpus += range(int(first), int(last or first) + 1)
+    return cpus
+
+
+def _busy_and_total(times: Any) -> tuple[float, float]:
+    """(busy, total) seconds of one CPU. Linux's guest times are already inside user/nice, and
+    iowait is idle time."""
+    fields = times._asdict()
+    total = sum(fields.values()) - fields.get("guest", 0.0) - fields.get("guest_nice", 0.0)
+    idle = fields.get("idle", 0.0) + fields.get("iowait", 0.0)
+    return total - idle, total
+
+
+class ProcfsSource(Source):
+    name = "procfs"
+
+    def __init__(self, config: SourceConfig, *, sysfs_root: Path = Path("/sys")) -> None:
+        super().__init__(config)
+        self._sysfs = Path(sysfs_root)
+        self._last: list[tuple[float, float]] = []
+        self._last_ns = 0
+        self._freq_files: dict[int, Path] = {}
+        self._hybrid: dict[str, list[int]] = {}
+        self._process: psutil.Process | None = None
+
+    def probe(self) -> SourceStatus:
+        try:
+            self._last = [_busy_and_total(t) for t in psutil.cpu_times(percpu=True)]
+            self._last_ns = time.perf_counter_ns()
+        except (OSError, RuntimeError, NotImplementedError) as exc:
+            return unavailable(f"per-core CPU times unreadable: {exc}")
+        n = len(self._last)
+        self.metrics = {
+            "cpu.*.busy_pct": ("%", "one logical CPU: busy % over the interval"),
+            "cpu_busy_pct": ("%", "mean busy % over all logical CPUs"),
+        }
+        for cpu in range(n):
+            path = self._sysfs / f"devices/system/cpu/cpu{cpu}/cpufreq/scaling_cur_freq"
+            if _read_number(path) is not None:
+                self._freq_files[cpu] = path
+        if self._freq_files:
+            self.metrics["cpu.*.freq_mhz"] = ("MHz", "one logical CPU: current frequency (cpufreq)")
+        for kind, folder in (("p", "cpu_core"), ("e", "cpu_atom")):
+            try:
+                cpus = parse_cpu_list((self._sysfs / "devices" / folder / "cpus").read_text())
+            except (OSError, ValueError):
+                continue
+            if cpus := [c for c in cpus if c < n]:
+                self._hybrid[kind] = cpus
+                label = "P (Core)" if kind == "p" else "E (Atom)"
+                self.metrics[f"{kind}_cores_busy_pct"] = ("%", f"mean busy % of the {label} cores")
+        try:
+            self._process = psutil.Process(self.config.target_pid)
+            self._process.cpu_percent()  # primes the counter: the first call always says 0
+        except psutil.Error:
+            self._process = None  # the machine figures still make sense without the process
+        else:
+            self.metrics["proc_cpu_pct"] = ("%", "training process CPU, % of one core (can exceed 100)")
+            self.metrics["proc_rss_mb"] = ("MiB", "training process resident memory")
+        return SourceStatus(True)
+
+    def read(self, now_ns: int, final: bool = False) -> list[Reading]:
+        rows: list[Reading] = []
+        current = [_busy_and_total(t) for t in psutil.cpu_times(percpu=True)]
+        long_enough = now_ns - self._last_ns >= self.config.interval_ms * 500_000
+        busy: list[float] = []
+        # strict=False: a CPU taken offline mid-run shortens the list; compare what both have.
+        for (b0, t0), (b1, t1) in zip(self._last, current, strict=False):
+            dt = t1 - t0
+            busy.append(min(100.0, max(0.0, 100.0 * (b1 - b0) / dt)) if dt > 0 else 0.0)
+        self._last, self._last_ns = current, now_ns
+        if long_enough and busy:
+            rows += [(now_ns, f"cpu.{i}.busy_pct", value) for i, value in enumerate(busy)]
+            rows.append((now_ns, "cpu_busy_pct", sum(busy) / len(busy)))
+            for kind, cpus in self._hybrid.items():
+                if values := [busy[c] for c in cpus if c < len(busy)]:
+                    rows.append((now_ns, f"{kind}_cores_busy_pct", sum(values) / len(values)))
+        for cpu, path in self._freq_files.items():
+            if (khz := _read_number(path)) is not None:
+                rows.append((now_ns, f"cpu.{cpu}.freq_mhz", khz / 1000.0))
+        if self._process is not None:
+            try:
+                with self._process.oneshot():
+                    cpu_pct = self._process.cpu_percent()  # always called: it restarts its window
+                    if long_enough:
+                        rows.append((now_ns, "proc_cpu_pct", cpu_pct))
+                    rows.append((now_ns, "proc_rss_mb", self._process.memory_info().rss / MIB))
+            except psutil.Error:
+                self._process = None  # the training process is gone: the sampler stops soon
+        return rows
+
+    def close(self) -> None:
+        """Nothing held: psutil opens and closes its files per call."""
+
+
+def _read_number(path: Path) -> float | None:
+    try:
+        return float(path.read_text().strip())
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,70 @@
+"""The sources by name, the `--telemetry` spelling of a choice of them, and probing them."""
+
+from __future__ import annotations
+
+import logging
+
+from ...errors import UserError
+from .base import Source, SourceConfig, SourceStatus, unavailable
+from .nvml import NvmlSource
+from .powermetrics import PowermetricsSource
+from .procfs import ProcfsSource
+from .rapl import RaplSource
+
+log = logging.getLogger(__name__)
+
+# Probe order: the cheap ones first (powermetrics may wait up to a second for its first window).
+SOURCES: dict[str, type[Source]] = {
+    "procfs": ProcfsSource,
+    "rapl": RaplSource,
+    "nvml": NvmlSource,
+    "powermetrics": PowermetricsSource,
+}
+SOURCE_NAMES = tuple(SOURCES)
+# Below 10 ms the sampler's own reads (ms on a many-core machine) are a large part of the cycle;
+# above 5 s a phase of a small run could fall between two samples.
+INTERVAL_MS_RANGE = (10, 5000)
+
+
+def parse_sources(spec: str) -> list[str]:
+    """`auto` -> every source (each is probed; those that work are sampled), `none` -> [],
+    "a,b" -> those, in that order."""
+    spec = spec.strip()
+    if spec == "auto":
+        return list(SOURCE_NAMES)
+    if spec == "none":
+        return []
+    names = [name.strip() for name in spec.split(",") if name.strip()]
+    unknown = [name for name in names if name not in SOURCES]
+    if unknown or not names:
+        raise UserError(
+            f"unknown telemetry source {', '.join(unknown) or repr(spec)}: use auto, none, "
+            f"or a comma list of {', '.join(SOURCE_NAMES)}"
+        )
+    return list(dict.fromkeys(names))
+
+
+def check_interval(interval_ms: int) -> None:
+    low, high = INTERVAL_MS_RANGE
+    if not low <= interval_ms <= high:
+        raise UserError(f"telemetry interval {interval_ms} ms is out of range: pass {low}..{high}")
+
+
+def probe_all(names: list[str], config: SourceConfig) -> tuple[dict[str, Source], dict[str, SourceStatus]]:
+    """Probes each named source: (the ones that work, every one's status). A failed one is
+    already closed; the caller closes the working ones."""
+    working: dict[str, Source] = {}
+    statuses: dict[str, SourceStatus] = {}
+    for name in names:
+        source = SOURCES[name](config)
+        try:
+            status = source.probe()
+        except Exception as exc:  # a probe must never take the sampler down with it
+            log.warning("probing %s raised %s: %s", name, type(exc).__name__, exc)
+            status = unavailable(f"probe failed ({type(exc).__name__}: {exc})")
+        statuses[name] = status
+        if status.ok:
+            working[name] = source
+        else:
+            source.close()
+    return working, statuses

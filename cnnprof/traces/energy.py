@@ -1,0 +1,85 @@
+"""Energy (J) from the power rows of `telemetry.parquet`, over any time window.
+
+Every metric whose name ends in `power_w` is a power series, keyed `<source>.<metric>`
+(`nvml.power_w`, `nvml.gpu1.power_w`, `powermetrics.gpu_power_w`, `rapl.package-0.power_w`). Two
+kinds, told apart by the data itself:
+
+- Window averages (powermetrics, rapl): the source also writes `window_ms` rows at the same
+  times; a row's value is the mean power over (t - window, t]. Energy is the sum of value x the
+  part of each window inside the asked range (step integration). A row without a `window_ms` row
+  at its time takes the gap since the previous row; the first such row is left out.
+- Instantaneous samples (nvml): trapezoids between samples, linearly interpolated at the range's
+  ends. Nothing is extrapolated: outside the first..last sample the energy is not counted.
+
+`power_avg_w` (NVML's 1 s average) does not end in `power_w` and is left out: it duplicates
+`power_w` smoothed. `combined_power_w` (powermetrics' CPU + GPU + ANE) is kept as the package
+total; do not add it to its parts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+POWER_SUFFIX = "power_w"
+WINDOW_METRIC = "window_ms"
+
+
+@dataclass(frozen=True)
+class PowerSeries:
+    t_ns: np.ndarray  # int64, increasing
+    watts: np.ndarray  # float64
+    window_ns: np.ndarray | None  # for window averages: each value covers (t - window, t]
+
+
+def power_series(telemetry: pd.DataFrame) -> dict[str, PowerSeries]:
+    """Every power metric of a telemetry table (columns t_ns, source, metric, value)."""
+    out: dict[str, PowerSeries] = {}
+    if telemetry.empty:
+        return out
+    rows = telemetry.dropna(subset=["value"])
+    for source, group in rows.groupby("source", sort=True):
+        windows = group[group["metric"] == WINDOW_METRIC].groupby("t_ns")["value"].last() * 1e6
+        power = group[group["metric"].str.endswith(POWER_SUFFIX)]
+        for metric, series in power.groupby("metric", sort=True):
+            # Two readings at one instant (an NVML buffered sample and a poll): one point, their mean.
+            by_time = series.groupby("t_ns")["value"].mean().sort_index()
+            t = by_time.index.to_numpy(dtype=np.int64)
+            watts = by_time.to_numpy(dtype=np.float64)
+            window: np.ndarray | None = None
+            if not windows.empty:
+                gaps = np.diff(t, prepend=np.nan).astype(np.float64)
+                window = windows.reindex(by_time.index).to_numpy(dtype=np.float64)
+                window = np.where(np.isnan(window), gaps, window)
+                keep = ~np.isnan(window)
+                t, watts, window = t[keep], watts[keep], window[keep]
+            out[f"{source}.{metric}"] = PowerSeries(t, watts, window)
+    return out
+
+
+def series_energy(series: PowerSeries, start_ns: int, end_ns: int) -> float:
+    """Joules of one power series between start_ns and end_ns (same clock as its t_ns)."""
+    if end_ns <= start_ns or series.t_ns.size == 0:
+        return 0.0
+    t = series.t_ns.astype(np.float64)
+    if series.window_ns is not None:
+        lo = np.maximum(t - series.window_ns, start_ns)
+        hi = np.minimum(t, end_ns)
+        return float(np.sum(series.watts * np.clip(hi - lo, 0.0, None)) / 1e9)
+    a, b = max(float(start_ns), t[0]), min(float(end_ns), t[-1])
+    if b <= a:
+        return 0.0
+    inside = t[(t > a) & (t < b)]
+    times = np.concatenate(([a], inside, [b]))
+    watts = np.interp(times, t, series.watts)
+    # By hand: np.trapezoid is numpy >= 2 only, np.trapz is gone from it.
+    return float(np.sum((watts[1:] + watts[:-1]) * np.diff(times)) / 2 / 1e9)
+
+
+def energy_by_source(telemetry: pd.DataFrame, start_ns: int, end_ns: int) -> dict[str, float]:
+    """Joules per power series over [start_ns, end_ns] (times relative to the run's t0, as in
+    telemetry.parquet and spans.parquet). For many windows over one run (per epoch), build
+    `power_series` once and call `series_energy` per window instead."""
+    return {key: series_energy(s, start_ns, end_ns) for key, s in power_series(telemetry).items()}

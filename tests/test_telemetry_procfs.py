@@ -1,0 +1,125 @@
+"""procfs (psutil + sysfs) and rapl (powercap) sources against fake sysfs trees."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import namedtuple
+from pathlib import Path
+
+import pytest
+
+from cnnprof.profiler.telemetry import procfs
+from cnnprof.profiler.telemetry.base import SourceConfig
+from cnnprof.profiler.telemetry.procfs import ProcfsSource, parse_cpu_list
+from cnnprof.profiler.telemetry.rapl import RaplSource, energy_delta_uj
+
+CpuTimes = namedtuple("CpuTimes", "user nice system idle iowait irq softirq steal guest guest_nice")
+
+
+def cpu_times(*busy_idle: tuple[float, float]) -> list[CpuTimes]:
+    """Per CPU (user seconds, idle seconds); guest time is inside user, as on Linux."""
+    return [CpuTimes(u, 0, 0, i, 0, 0, 0, 0, u / 2, 0) for u, i in busy_idle]
+
+
+def write(root: Path, relative: str, text: str) -> None:
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_parse_cpu_list() -> None:
+    assert parse_cpu_list("0-3,8,10-11\n") == [0, 1, 2, 3, 8, 10, 11]
+    assert parse_cpu_list("") == []
+
+
+def test_busy_frequency_and_hybrid_cores_from_a_fake_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for cpu, khz in enumerate((4_800_000, 4_700_000, 3_600_000, 3_500_000)):
+        write(tmp_path, f"devices/system/cpu/cpu{cpu}/cpufreq/scaling_cur_freq", f"{khz}\n")
+    write(tmp_path, "devices/cpu_core/cpus", "0-1\n")
+    write(tmp_path, "devices/cpu_atom/cpus", "2-3\n")
+    reads = iter(
+        [
+            cpu_times((10, 10), (10, 10), (10, 10), (10, 10)),
+            cpu_times((11, 10), (10.5, 10.5), (10, 11), (10.25, 10.75)),  # busy 100, 50, 0, 25 %
+        ]
+    )
+    monkeypatch.setattr(procfs.psutil, "cpu_times", lambda percpu: next(reads))
+    source = ProcfsSource(SourceConfig(interval_ms=100, target_pid=os.getpid()), sysfs_root=tmp_path)
+    assert source.probe().ok
+    assert {"cpu.*.freq_mhz", "p_cores_busy_pct", "e_cores_busy_pct", "proc_rss_mb"} <= set(source.metrics)
+    rows = {m: v for _, m, v in source.read(time.perf_counter_ns() + 200_000_000)}
+    assert [rows[f"cpu.{i}.busy_pct"] for i in range(4)] == [100.0, 50.0, 0.0, 25.0]
+    assert rows["cpu_busy_pct"] == 43.75
+    assert rows["p_cores_busy_pct"] == 75.0 and rows["e_cores_busy_pct"] == 12.5
+    assert rows["cpu.0.freq_mhz"] == 4800.0 and rows["cpu.3.freq_mhz"] == 3500.0
+    assert rows["proc_rss_mb"] > 10 and "proc_cpu_pct" in rows
+
+
+def test_no_busy_rows_from_a_window_shorter_than_half_an_interval(tmp_path: Path) -> None:
+    source = ProcfsSource(SourceConfig(interval_ms=1000, target_pid=os.getpid()), sysfs_root=tmp_path)
+    assert source.probe().ok
+    metrics = {m for _, m, _ in source.read(time.perf_counter_ns())}
+    assert "cpu_busy_pct" not in metrics and "proc_cpu_pct" not in metrics and "proc_rss_mb" in metrics
+    assert "cpu.0.freq_mhz" not in metrics  # the fake tree is empty: no cpufreq, no hybrid rows
+    assert not any(m.startswith(("p_cores", "e_cores")) for m in metrics)
+
+
+def test_real_machine_busy_values_are_percentages() -> None:
+    source = ProcfsSource(SourceConfig(interval_ms=10, target_pid=os.getpid()))
+    assert source.probe().ok
+    time.sleep(0.05)
+    rows = source.read(time.perf_counter_ns())
+    busy = [v for _, m, v in rows if m.endswith("busy_pct")]
+    assert len(busy) == os.cpu_count() + 1 and all(0 <= v <= 100 for v in busy)
+
+
+# -- rapl ------------------------------------------------------------------------------------
+def rapl_tree(root: Path) -> Path:
+    zones = root / "class/powercap"
+    write(zones, "intel-rapl:0/name", "package-0\n")
+    write(zones, "intel-rapl:0/energy_uj", "999000000\n")
+    write(zones, "intel-rapl:0/max_energy_range_uj", "1000000000\n")
+    write(zones, "intel-rapl:0:0/name", "dram\n")
+    write(zones, "intel-rapl:0:0/energy_uj", "5000000\n")
+    write(zones, "intel-rapl:0:0/max_energy_range_uj", "65532610987\n")
+    return zones
+
+
+def test_energy_delta_wraps() -> None:
+    assert energy_delta_uj(100, 350, 1000) == 250
+    assert energy_delta_uj(900, 50, 1000) == 150
+
+
+def test_rapl_power_from_energy_differences_with_a_wrap(tmp_path: Path) -> None:
+    zones = rapl_tree(tmp_path)
+    source = RaplSource(SourceConfig(100, 1), sysfs_root=tmp_path)
+    assert source.probe().ok
+    assert set(source.metrics) == {"package-0.power_w", "package-0-dram.power_w", "window_ms"}
+    t = time.perf_counter_ns()
+    source.read(t)  # the window since probe(): not checked
+    (zones / "intel-rapl:0/energy_uj").write_text("1000000\n")  # wrapped: 999 J -> 1000 J -> 1 J
+    (zones / "intel-rapl:0:0/energy_uj").write_text("5500000\n")
+    rows = {m: v for _, m, v in source.read(t + 500_000_000)}
+    assert rows["package-0.power_w"] == pytest.approx(2.0 / 0.5)
+    assert rows["package-0-dram.power_w"] == pytest.approx(0.5 / 0.5)
+    assert rows["window_ms"] == pytest.approx(500.0)
+
+
+def test_rapl_unreadable_counters_say_how_to_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rapl_tree(tmp_path)
+    read_text = Path.read_text
+
+    def root_only(path: Path, *args: object, **kwargs: object) -> str:
+        if path.name == "energy_uj":  # as on Linux >= 5.10 for a non-root user
+            raise PermissionError(13, "Permission denied", str(path))
+        return read_text(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", root_only)
+    status = RaplSource(SourceConfig(100, 1), sysfs_root=tmp_path).probe()
+    assert not status.ok and "root only" in status.reason and "chmod" in status.fix
+
+
+def test_rapl_without_zones_is_unavailable(tmp_path: Path) -> None:
+    status = RaplSource(SourceConfig(100, 1), sysfs_root=tmp_path).probe()
+    assert not status.ok and "no RAPL zones" in status.reason
