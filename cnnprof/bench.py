@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from rich.markup import escape
+
 from .errors import UserError
 from .models.backends import BACKENDS, probe_backend
 from .terminal import console
@@ -55,7 +57,7 @@ def run_bench(backends: list[str], loops: list[str], run_args: list[str], out_ro
             plan += [(backend, loop) for loop in loops]
         else:
             result.skipped.append(f"{backend}: {status.reason}")
-            console.print(f"[yellow]skip[/] {backend}: {status.reason} (fix: {status.fix})")
+            console.print(f"[yellow]skip[/] {backend}: {escape(status.reason)} (fix: {escape(status.fix)})")
     for n, (backend, loop) in enumerate(plan, 1):
         out = bench_dir / f"{backend}-{loop}"
         command = [
@@ -71,7 +73,7 @@ def run_bench(backends: list[str], loops: list[str], run_args: list[str], out_ro
             str(out),
             *run_args,
         ]
-        console.print(f"[{n}/{len(plan)}] {backend} {loop} ...")
+        console.print(f"\\[{n}/{len(plan)}] {backend} {loop} ...")
         started = time.monotonic()
         try:
             proc = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -84,18 +86,19 @@ def run_bench(backends: list[str], loops: list[str], run_args: list[str], out_ro
         if proc.returncode == 0 and run_dirs:
             result.runs.append(run_dirs[-1])
             console.print(
-                f"[{n}/{len(plan)}] {backend} {loop}: [green]complete[/] in {elapsed:.0f} s -> {run_dirs[-1]}"
+                f"\\[{n}/{len(plan)}] {backend} {loop}: [green]complete[/] in {elapsed:.0f} s "
+                f"-> {escape(str(run_dirs[-1]))}"
             )
         elif proc.returncode == 130:
             result.interrupted = True
             console.print(
-                f"[{n}/{len(plan)}] {backend} {loop}: [yellow]interrupted[/]; keeping the finished runs"
+                f"\\[{n}/{len(plan)}] {backend} {loop}: [yellow]interrupted[/]; keeping the finished runs"
             )
             break
         else:
             last = (proc.stderr or "").strip().splitlines()[-1:] or ["no output"]
             result.failed.append(f"{backend} {loop}: {last[0]}")
-            console.print(f"[{n}/{len(plan)}] {backend} {loop}: [red]failed[/] ({last[0]})")
+            console.print(f"\\[{n}/{len(plan)}] {backend} {loop}: [red]failed[/] ({escape(last[0])})")
     return result
 
 

@@ -19,13 +19,6 @@ BACKEND_CHOICES = ("auto", "torch_cpu", "torch_mps", "torch_cuda", "mlx_gpu", "m
 PROFILERS = ("pyinstrument", "cprofile", "both", "none")
 
 
-def _interval_ms(text: str) -> int:
-    value = int(text)
-    if not 10 <= value <= 5000:
-        raise argparse.ArgumentTypeError(f"{value} is outside 10..5000 ms")
-    return value
-
-
 def _positive_float(text: str) -> float:
     value = float(text)
     if value <= 0:
@@ -59,7 +52,7 @@ def add_observation_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--telemetry-interval-ms",
-        type=_interval_ms,
+        type=int,
         default=100,
         metavar="MS",
         help="sampling interval, 10..5000 (default: 100)",
@@ -130,6 +123,13 @@ def add_training_options(p: argparse.ArgumentParser, *, single_backend: bool = T
         metavar="N",
         help="train on the first N images of the training split only (quick runs)",
     )
+    g.add_argument(
+        "--test-images",
+        type=int,
+        default=None,
+        metavar="N",
+        help="use only the first N images of the test set (quick runs)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -154,17 +154,75 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-report", action="store_true", help="skip report.html (diagnose still works)")
     run.set_defaults(handler=cmd_run)
 
-    doctor = sub.add_parser(
-        "doctor", help="what this machine can run and sample, and how to fix what it can't"
+    report = sub.add_parser(
+        "report",
+        help="write the HTML report of a run, or the comparison of several",
+        description="One run: its full report (default RUN_DIR/report.html). Several: the study's comparison "
+        "(default ./comparison.html). Works offline, on any machine, without torch or mlx.",
     )
+    report.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
+    report.add_argument("-o", "--output", type=Path, default=None, metavar="FILE")
+    report.add_argument("--open", action="store_true", help="open it in a browser")
+    report.set_defaults(handler=cmd_report)
+
+    export = sub.add_parser(
+        "export",
+        help="a run as a Chrome/Perfetto trace or a speedscope profile",
+        description="chrome: phases, sync calls, stack samples and telemetry counters for ui.perfetto.dev or "
+        "chrome://tracing; speedscope: the stack samples, weighted, for speedscope.app.",
+    )
+    export.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    export.add_argument("--format", required=True, choices=("chrome", "speedscope"))
+    export.add_argument("-o", "--output", type=Path, required=True, metavar="FILE")
+    export.set_defaults(handler=cmd_export)
+
+    bench = sub.add_parser(
+        "bench",
+        help="the study's comparison: every backend x loop here, one process each, one report",
+        description="Runs each backend x loop as its own `cnnprof run` process (unavailable backends are "
+        "skipped with their reason), then writes compare.html and bench.md in one bench folder. "
+        "Ctrl-C keeps the finished runs and still writes the comparison of those.",
+    )
+    bench.add_argument(
+        "--backends", required=True, metavar="A,B,...", help="comma list of " + ", ".join(BACKEND_CHOICES[1:])
+    )
+    bench.add_argument("--loops", default="seed,tuned", metavar="seed,tuned", help="default: seed,tuned")
+    add_training_options(bench, single_backend=False)
+    add_observation_options(bench)
+    bench.set_defaults(handler=cmd_bench)
+
+    add_profile_and_diagnose_parsers(sub)
+
+    doctor = sub.add_parser("doctor", help="what this machine can run and sample, and how to fix what it can't")
     doctor.set_defaults(handler=cmd_doctor)
+
+    telemetry = sub.add_parser("telemetry", help="telemetry tools: read a saved powermetrics capture")
+    telemetry_sub = telemetry.add_subparsers(dest="telemetry_command", required=True, metavar="TOOL")
+    parse_pm = telemetry_sub.add_parser(
+        "parse-powermetrics",
+        help="summarise a `powermetrics -f plist` capture (or print its rows with --csv)",
+    )
+    parse_pm.add_argument("file", type=Path, metavar="FILE")
+    parse_pm.add_argument("--csv", action="store_true", help="print rows t_s,metric,value instead of a summary")
+    parse_pm.set_defaults(handler=cmd_telemetry_parse_powermetrics)
     return parser
 
 
 # -- run ---------------------------------------------------------------------------------------
 def _observers(args: argparse.Namespace) -> list[Any]:
-    """The observers a run gets from its options (telemetry, stacks, sync hooks)."""
-    return []
+    """The observers a run gets from its options. Started in this order, stopped in reverse: the
+    sampler outlives the hooks and the stack profiler, so it sees the whole run."""
+    from .profiler.observers import TelemetryObserver
+    from .profiler.stacks import StackObserver
+    from .profiler.sync import SyncHookObserver
+    from .profiler.telemetry.registry import check_interval, parse_sources
+
+    parse_sources(args.telemetry)  # a wrong source name fails here, before the run directory exists
+    check_interval(args.telemetry_interval_ms)
+    observers: list[Any] = [TelemetryObserver(args.telemetry, args.telemetry_interval_ms), SyncHookObserver()]
+    if args.profiler != "none":
+        observers.append(StackObserver(args.profiler, args.profile_interval_ms))
+    return observers
 
 
 def _install_sigterm() -> None:
@@ -201,12 +259,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         train_images=args.train_images,
         test_images=args.test_images,
     )
+    observers = _observers(args)
     prepared = prepare_run(request)
     _install_sigterm()
-    session = RunSession(prepared.session_options, _observers(args))
+    session = RunSession(prepared.session_options, observers)
     console.print(
         f"cnnprof: {prepared.backend.name} on {prepared.backend.device_name}, "
-        f"{prepared.data.name}, loop {args.loop}, run directory {session.run_dir}"
+        f"{prepared.data.name}, loop {args.loop}, run directory {session.run_dir}",
+        markup=False,
     )
     try:
         with ProgressEvents(args.epochs) as events, session:
@@ -223,12 +283,190 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         return 1
     console.print(summary_table(session.meta))
+    _explain(session.run_dir, write_report=not args.no_report, open_report=args.open)
     print(session.run_dir)
     return 0
 
 
+def _explain(run_dir: Path, *, write_report: bool, open_report: bool) -> None:
+    """The end of a run: its findings in the terminal, then report.html (and a browser on it)."""
+    from .reports.diagnosis import diagnose, findings_table
+    from .traces import schema
+    from .traces.reader import RunData
+
+    findings = diagnose(RunData(run_dir))
+    if findings:
+        console.print(findings_table(findings))
+    if write_report:
+        import webbrowser
+
+        from .reports.html import build_report
+
+        report = build_report([run_dir], run_dir / schema.REPORT)
+        console.print(f"report: {report}", markup=False)
+        if open_report:
+            webbrowser.open(report.resolve().as_uri())
+
+
+# -- report, diagnose, export -----------------------------------------------------------------
+def cmd_report(args: argparse.Namespace) -> int:
+    import webbrowser
+
+    from .reports.html import report_command
+
+    path = report_command(args.run_dirs, args.output)
+    print(path)
+    if args.open:
+        webbrowser.open(path.resolve().as_uri())
+    return 0
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    from .reports.diagnosis import diagnose, findings_json, findings_table
+    from .traces.reader import RunData
+
+    run = RunData(args.run_dir)
+    findings = diagnose(run)
+    if args.json:
+        print(findings_json(findings))
+        return 0
+    for note in run.notes:
+        console.print(f"note: {note}", markup=False)
+    if findings:
+        console.print(findings_table(findings))
+    else:
+        console.print("no findings: nothing in this run crossed a rule's threshold")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .traces.export import export_command
+
+    print(export_command(args.run_dir, args.format, args.output))
+    return 0
+
+
+# -- bench ------------------------------------------------------------------------------------
+_PASSED_ON = (
+    "dataset",
+    "data_dir",
+    "epochs",
+    "batch_size",
+    "lr",
+    "seed",
+    "sync",
+    "single_inference",
+    "train_images",
+    "test_images",
+    "profiler",
+    "profile_interval_ms",
+    "telemetry",
+    "telemetry_interval_ms",
+)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import parse_list, run_bench, write_bench_outputs
+
+    backends = parse_list(args.backends, BACKEND_CHOICES[1:], "backend")
+    loops = parse_list(args.loops, ("seed", "tuned"), "loop")
+    run_args: list[str] = ["--offline"] if args.offline else []
+    for name in _PASSED_ON:
+        value = getattr(args, name)
+        if value is not None:
+            run_args += [f"--{name.replace('_', '-')}", str(value)]
+    result = run_bench(backends, loops, run_args, args.out)
+    report, markdown = write_bench_outputs(result)
+    console.print(markdown.read_text(encoding="utf-8"), markup=False)
+    if report:
+        console.print(f"comparison report: {report}", markup=False)
+    print(result.bench_dir)
+    if result.interrupted:
+        return 130
+    return 0 if result.runs and not result.failed else 1
+
+
+# -- profile and diagnose --------------------------------------------------------------------
+def add_profile_and_diagnose_parsers(sub: Any) -> None:
+    profile = sub.add_parser(
+        "profile",
+        help="your own script under the same observation: cnnprof profile [options] -- SCRIPT [ARGS]",
+        description="Runs SCRIPT (or -m MODULE) in this process as `python SCRIPT ARGS` would, under "
+        "the stack profiler, the sync hooks and telemetry; writes a run directory and names the "
+        "bottlenecks. Put cnnprof's options before `--`.",
+    )
+    add_observation_options(profile)
+    profile.add_argument("--open", action="store_true", help="open the report in a browser at the end")
+    profile.add_argument("--no-report", action="store_true", help="skip report.html (diagnose still works)")
+    profile.add_argument(
+        "-m",
+        dest="module",
+        nargs=argparse.REMAINDER,
+        metavar="MODULE [ARGS]",
+        help="run a module as `python -m MODULE ARGS` would (everything after it is the module's)",
+    )
+    profile.add_argument("script", nargs=argparse.REMAINDER, metavar="-- SCRIPT [ARGS]")
+    profile.set_defaults(handler=cmd_profile)
+
+    diagnose = sub.add_parser("diagnose", help="the findings of a run directory, in the terminal")
+    diagnose.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    diagnose.add_argument("--json", action="store_true", help="print the findings as a JSON list instead of a table")
+    diagnose.set_defaults(handler=cmd_diagnose)
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from .profiler.script import check_user_code, run_user_code, user_traceback
+    from .profiler.session import RunSession, SessionOptions
+
+    if args.module is not None:
+        if not args.module:
+            raise UserError("-m needs a module name: cnnprof profile -m MODULE [ARGS]")
+        target, user_args, module = args.module[0], args.module[1:] + args.script, True
+    else:
+        script = args.script[1:] if args.script[:1] == ["--"] else args.script
+        if not script:
+            raise UserError("name what to profile: cnnprof profile [options] -- SCRIPT [ARGS], or -m MODULE [ARGS]")
+        target, user_args, module = script[0], script[1:], False
+    check_user_code(target, module=module)  # before the run directory exists
+    observers = _observers(args)
+    opts = SessionOptions(
+        out_root=args.out,
+        kind="script",
+        label=target if module else Path(target).stem,
+        argv=sys.argv,
+        config={
+            "target": target,
+            "module": module,
+            "args": user_args,
+            "profiler": args.profiler,
+            "profile_interval_ms": args.profile_interval_ms,
+            "telemetry": args.telemetry,
+            "telemetry_interval_ms": args.telemetry_interval_ms,
+        },
+    )
+    _install_sigterm()
+    session = RunSession(opts, observers)
+    console.print(f"cnnprof: profiling {target}, run directory {session.run_dir}", markup=False)
+    try:
+        with session:
+            code = run_user_code(target, user_args, module=module)
+            session.meta["exit_code"] = code
+    except KeyboardInterrupt:
+        error_line(f"interrupted; what was recorded is kept in {session.run_dir}")
+        return 130
+    except Exception as exc:
+        sys.stderr.write(user_traceback(exc))  # the script's traceback, as python would print it
+        error_line(f"{target} failed ({type(exc).__name__}); what was recorded is kept in {session.run_dir}")
+        return 1
+    _explain(session.run_dir, write_report=not args.no_report, open_report=args.open)
+    print(session.run_dir)
+    return code
+
+
+
 # -- doctor ------------------------------------------------------------------------------------
 def cmd_doctor(args: argparse.Namespace) -> int:
+    from rich.markup import escape
     from rich.table import Table
 
     from .models.backends import BACKENDS, probe_backend
@@ -239,13 +477,30 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     for name in BACKENDS:
         s = probe_backend(name)
         if s.available:
-            table.add_row(
-                name, "[green]available[/]", f"{s.device_name} ({s.framework} {s.framework_version})", ""
-            )
+            table.add_row(name, "[green]available[/]", f"{s.device_name} ({s.framework} {s.framework_version})", "")
         else:
-            table.add_row(name, "[red]unavailable[/]", s.reason, s.fix)
+            table.add_row(name, "[red]unavailable[/]", escape(s.reason), escape(s.fix))
     console.print(table)
+
+    from .profiler.telemetry import available_sources
+
+    sources = Table(title="telemetry sources")
+    for column in ("source", "status", "reason", "fix"):
+        sources.add_column(column)
+    for name, status in available_sources().items():
+        if status.ok:
+            sources.add_row(name, "[green]available[/]", "", "")
+        else:
+            sources.add_row(name, "[red]unavailable[/]", escape(status.reason), escape(status.fix))
+    console.print(sources)
     return 0
+
+
+# -- telemetry -----------------------------------------------------------------------------------
+def cmd_telemetry_parse_powermetrics(args: argparse.Namespace) -> int:
+    from .profiler.telemetry import parse_powermetrics_command
+
+    return parse_powermetrics_command(args.file, args.csv, sys.stdout)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -259,6 +514,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         error_line("interrupted")
         return 130
+    except BrokenPipeError:
+        # `cnnprof ... | head`: the reader left; say nothing more (python's own convention).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

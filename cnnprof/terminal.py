@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -67,7 +68,8 @@ def summary_table(meta: dict[str, Any]) -> Table:
     s = meta.get("summary", {})
     backend = meta.get("backend", {})
     loop = meta.get("config", {}).get("loop")
-    table = Table(title=f"{backend.get('name', '?')} ({backend.get('device_name', '')}), loop {loop}")
+    title = f"{backend.get('name', '?')} ({backend.get('device_name', '')}), loop {loop}"
+    table = Table(title=escape(title))
     table.add_column("figure")
     table.add_column("value", justify="right")
     rows = [

@@ -13,14 +13,14 @@ def _cell(value: Any, spec: str, scale: float = 1.0) -> str:
 
 
 def energy_per_epoch(run: RunData) -> dict[str, float]:
-    """Mean training energy per epoch (J) for each power source the run measured."""
-    summary = run.meta.get("summary", {})
-    epochs = summary.get("epochs_completed") or 0
-    prefix = "train_energy_j."
+    """Median training energy of an epoch (J) per power source: the median, like the epoch time,
+    so a first epoch that pays compilation (MLX's CUDA kernels: 100 s once) does not dominate."""
+    metrics = run.metrics
+    prefix = "energy_j."
     return {
-        key.removeprefix(prefix): joules / epochs
-        for key, joules in summary.items()
-        if key.startswith(prefix) and epochs
+        column.removeprefix(prefix): float(metrics[column].median())
+        for column in metrics.columns
+        if column.startswith(prefix) and metrics[column].notna().any()
     }
 
 
@@ -38,7 +38,7 @@ def study_table(runs: Sequence[RunData]) -> str:
         "final val acc",
         "test acc",
     ]
-    header += [f"J/epoch {s}" for s in sources] + [f"mJ/train image {s}" for s in sources]
+    header += [f"J/epoch (median) {s}" for s in sources] + [f"mJ/train image {s}" for s in sources]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for run in runs:
         s = run.meta.get("summary", {})

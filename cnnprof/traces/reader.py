@@ -102,6 +102,8 @@ class RunData:
         parts = [self.meta.get("backend", {}).get("name") or cfg.get("backend", "?")]
         if cfg.get("loop"):
             parts.append(cfg["loop"])
+        if cfg.get("sync"):  # only when --sync overrode the loop's own policy
+            parts.append(f"sync {cfg['sync']}")
         if cfg.get("dataset"):
             parts.append(cfg["dataset"])
         return " / ".join(str(p) for p in parts)

@@ -1,0 +1,187 @@
+"""The stack profilers: samples on the run's clock, the frame table, the raw files, and a run
+that ends by an exception or Ctrl-C still leaving them."""
+
+from __future__ import annotations
+
+import json
+import pstats
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cnnprof.profiler.session import RunSession, SessionOptions
+from cnnprof.profiler.stacks import (
+    CPROFILE_USES_MONITORING,
+    LibraryClassifier,
+    StackObserver,
+    parse_identifier,
+    records_to_tables,
+)
+from cnnprof.traces import schema
+from cnnprof.traces.reader import RunData
+
+
+def busy_alpha(seconds: float) -> int:
+    end = time.perf_counter() + seconds
+    n = 0
+    while time.perf_counter() < end:
+        n += 1
+    return n
+
+
+def busy_beta(seconds: float) -> int:
+    return busy_alpha(seconds)
+
+
+def _opts(tmp_path: Path) -> SessionOptions:
+    return SessionOptions(out_root=tmp_path, kind="script", label="stacks", argv=[])
+
+
+# -- the conversion ------------------------------------------------------------------------------
+
+
+def test_parse_identifier() -> None:
+    assert parse_identifier("step\x00/u/train.py\x0010\x01cTrainer\x01l14") == (
+        "Trainer.step",
+        "/u/train.py",
+        14,
+        10,
+    )
+    assert parse_identifier("TensorBase.item\x00<built-in>\x000") == ("TensorBase.item", "<built-in>", 0, 0)
+    assert parse_identifier("main\x00/u/a.py\x005") == ("main", "/u/a.py", 5, 5)
+
+
+def test_records_to_tables_places_samples_on_the_run_clock() -> None:
+    root = "MainThread\x00<thread>\x00123"
+    main = "main\x00/u/train.py\x001\x01l20"
+    step = "step\x00/u/train.py\x0010\x01l14"
+    item = "Tensor.item\x00<built-in>\x000"
+    lib = "forward\x00/x/site-packages/torch/nn/mod.py\x0050\x01l60"
+    records = [
+        ([root, main, step], 0.001),
+        ([root, main, step, item], 0.0025),
+        ([root, main, lib], 0.001),
+        ([root, main, step], 0.0005),
+    ]
+    anchor, t0 = 5_000_000_000, 4_000_000_000
+    cols, stacks = records_to_tables(records, anchor, t0, LibraryClassifier(prefixes=("/x/",)))
+    # t_ns = interval start relative to t0; intervals tile from the anchor
+    assert cols["t_ns"] == [1_000_000_000, 1_001_000_000, 1_003_500_000, 1_004_500_000]
+    assert cols["dt_ns"] == [1_000_000, 2_500_000, 1_000_000, 500_000]
+    assert cols["stack_id"] == [0, 1, 2, 0]
+    frames = stacks["frames"]
+    names = [f["function"] for f in frames]
+    assert names == ["main", "step", "Tensor.item", "forward"]  # <thread> root dropped
+    assert [f["line"] for f in frames] == [20, 14, 0, 60]
+    assert [f["first_line"] for f in frames] == [1, 10, 0, 50]
+    assert [f["library"] for f in frames] == [False, False, True, True]
+    assert stacks["stacks"] == [[0, 1], [0, 1, 2], [0, 3]]
+
+
+def test_library_classifier() -> None:
+    is_lib = LibraryClassifier()
+    import torch.nn  # noqa: F401  (a real site-packages path)
+
+    assert is_lib(sys.modules["torch.nn"].__file__)
+    assert is_lib(json.__file__)  # stdlib
+    assert is_lib("<frozen importlib._bootstrap>")
+    assert not is_lib(__file__)
+    import cnnprof.profiler.session as session_mod
+
+    assert is_lib(session_mod.__file__)  # cnnprof's machinery
+    assert not is_lib(str(Path(session_mod.__file__).parents[1] / "models" / "loops" / "torch_loop.py"))
+
+
+# -- the observer in a session ---------------------------------------------------------------------
+
+
+def test_pyinstrument_samples_line_up_with_spans(tmp_path: Path) -> None:
+    observer = StackObserver("pyinstrument", interval_ms=1.0)
+    with RunSession(_opts(tmp_path), [observer]) as session:
+        busy_alpha(0.05)
+        with session.recorder.span("phase", "beta"):
+            busy_beta(0.15)
+        busy_alpha(0.05)
+    run = RunData(session.run_dir)
+    assert run.meta["profiler"]["timeline"] == "pyinstrument"
+    assert run.meta["profiler"]["samples"] > 50
+    for name in (schema.SAMPLES, schema.STACKS, schema.PYISESSION):
+        assert (session.run_dir / name).exists()
+    samples, stacks, spans = run.samples, run.stacks, run.spans
+    assert list(samples.columns) == ["t_ns", "dt_ns", "stack_id"]
+    # tiled: each sample starts where the previous ended
+    ends = (samples["t_ns"] + samples["dt_ns"]).to_numpy()
+    assert (samples["t_ns"].to_numpy()[1:] == ends[:-1]).all()
+    assert samples["t_ns"].iloc[0] >= 0
+    # duration_ns is taken just before the observers stop; the profiler samples until its stop
+    assert (samples["t_ns"] + samples["dt_ns"]).max() <= run.meta["duration_ns"] + 50_000_000
+
+    frames = stacks["frames"]
+    beta_ids = {i for i, f in enumerate(frames) if f["function"] == "busy_beta"}
+    assert beta_ids and all(frames[i]["file"] == __file__ for i in beta_ids)
+    assert not any(frames[i]["library"] for i in beta_ids)
+    in_beta = samples[[bool(beta_ids & set(stacks["stacks"][s])) for s in samples["stack_id"]]]
+    span = spans[spans["kind"] == "phase"].iloc[0]
+    slack = 5_000_000  # one late sample, a scheduling hiccup
+    assert in_beta["t_ns"].min() >= span["start_ns"] - slack
+    assert (in_beta["t_ns"] + in_beta["dt_ns"]).max() <= span["end_ns"] + slack
+    assert in_beta["dt_ns"].sum() / (span["end_ns"] - span["start_ns"]) > 0.8
+
+    from pyinstrument.session import Session
+
+    loaded = Session.load(session.run_dir / schema.PYISESSION)
+    assert loaded.sample_count == len(samples)
+    assert loaded.root_frame() is not None
+
+
+def test_cprofile_writes_pstats(tmp_path: Path) -> None:
+    with RunSession(_opts(tmp_path), [StackObserver("cprofile")]) as session:
+        busy_beta(0.02)
+    stats = pstats.Stats(str(session.run_dir / schema.PSTATS))
+    assert any(func[2] == "busy_beta" for func in stats.stats)  # type: ignore[attr-defined]
+    assert not (session.run_dir / schema.SAMPLES).exists()
+    assert RunData(session.run_dir).meta["profiler"]["timeline"] is None
+
+
+def test_both_gives_a_timeline_and_a_table(tmp_path: Path) -> None:
+    with RunSession(_opts(tmp_path), [StackObserver("both", interval_ms=1.0)]) as session:
+        busy_beta(0.2)
+    run = RunData(session.run_dir)
+    expected = "pyinstrument" if CPROFILE_USES_MONITORING else "thread-sampler"
+    assert run.meta["profiler"]["timeline"] == expected
+    stats = pstats.Stats(str(session.run_dir / schema.PSTATS))
+    assert any(func[2] == "busy_beta" for func in stats.stats)  # type: ignore[attr-defined]
+    assert len(run.samples) >= 5
+    names = {f["function"] for f in run.stacks["frames"]}
+    assert "busy_alpha" in names
+    from pyinstrument.session import Session
+
+    assert Session.load(session.run_dir / schema.PYISESSION).root_frame() is not None
+
+
+def test_none_writes_nothing(tmp_path: Path) -> None:
+    with RunSession(_opts(tmp_path), [StackObserver("none")]) as session:
+        busy_alpha(0.001)
+    for name in (schema.SAMPLES, schema.STACKS, schema.PYISESSION, schema.PSTATS):
+        assert not (session.run_dir / name).exists()
+
+
+def test_bad_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="profiler mode"):
+        StackObserver("perf")
+
+
+@pytest.mark.parametrize(("exc", "status"), [(RuntimeError("boom"), "failed"), (KeyboardInterrupt(), "interrupted")])
+def test_files_are_written_when_the_run_ends_badly(tmp_path: Path, exc: BaseException, status: str) -> None:
+    observer = StackObserver("both" if status == "failed" else "pyinstrument")
+    with pytest.raises(type(exc)), RunSession(_opts(tmp_path), [observer]) as session:
+        busy_alpha(0.03)
+        raise exc
+    meta = json.loads((session.run_dir / schema.RUN_JSON).read_text())
+    assert meta["status"] == status
+    assert meta["profiler"]["samples"] > 0
+    assert len(pd.read_parquet(session.run_dir / schema.SAMPLES)) == meta["profiler"]["samples"]
+    assert sys.getprofile() is None  # nothing left installed
