@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import only_run_dir
 
 from cnnprof.cli import main
 from cnnprof.traces.reader import RunData
-
-from helpers import only_run_dir
 
 TINY = ["--train-images", "512", "--test-images", "256", "--batch-size", "128", "--single-inference", "8",
         "--telemetry", "none", "--profiler", "none", "--no-report"]

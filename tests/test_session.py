@@ -33,12 +33,11 @@ def _one_epoch(session: RunSession, epoch: int) -> None:
 )
 def test_every_ending_leaves_a_readable_directory(tmp_path: Path, error: BaseException | None, status: str):
     session = RunSession(_opts(tmp_path))
-    with pytest.raises(type(error)) if error else _nullcontext():
-        with session:
-            _one_epoch(session, 1)
-            _one_epoch(session, 2)
-            if error:
-                raise error
+    with pytest.raises(type(error)) if error else _nullcontext(), session:
+        _one_epoch(session, 1)
+        _one_epoch(session, 2)
+        if error:
+            raise error
     run = RunData(session.run_dir)
     assert run.meta["status"] == status
     assert list(run.metrics["epoch"]) == [1, 2]

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from cnnprof.profiler.telemetry.base import SourceConfig
-from cnnprof.profiler.telemetry.nvml import NvmlSource, decode_clock_event_reasons
+from cnnprof.profiler.telemetry.nvml import NvmlSource
+from cnnprof.traces.nvml_codes import decode_clock_event_reasons
 
 # -- the fake ------------------------------------------------------------------------------------
 CONSTANTS = {

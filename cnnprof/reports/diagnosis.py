@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..traces import nvml_codes
 from ..traces.reader import RunData
 from .findings import SEVERITIES, CallSite, Finding
 
@@ -93,16 +94,6 @@ THROTTLE_SHARE = 0.05
 
 # Call sites listed per finding.
 TOP_SITES = 10
-
-# NVML clock-event (throttle) reason bits (nvml.h, nvmlClocksEventReason*). Kept here rather than
-# imported from profiler/telemetry/nvml.py: reports must not need the profiler's dependencies.
-NVML_SW_POWER_CAP = 0x4
-NVML_HW_SLOWDOWN = 0x8  # thermal or power brake, set by hardware
-NVML_SW_THERMAL = 0x20
-NVML_HW_THERMAL = 0x40
-NVML_HW_POWER_BRAKE = 0x80
-NVML_THERMAL_BITS = NVML_SW_THERMAL | NVML_HW_THERMAL | NVML_HW_SLOWDOWN
-NVML_POWER_BITS = NVML_SW_POWER_CAP | NVML_HW_POWER_BRAKE
 
 THERMAL_LEVELS = ("Nominal", "Moderate", "Heavy", "Trapping", "Sleeping")
 
@@ -918,8 +909,8 @@ def rule_throttling(ctx: _Context) -> list[Finding]:
     reasons = tel[tel["metric"] == "clock_event_reasons"]["value"].to_numpy(float)
     if len(reasons):
         bits = reasons.astype(np.int64)
-        t_share = float(((bits & NVML_THERMAL_BITS) != 0).mean())
-        p_share = float(((bits & NVML_POWER_BITS) != 0).mean())
+        t_share = float(((bits & nvml_codes.THERMAL_BITS) != 0).mean())
+        p_share = float(((bits & nvml_codes.POWER_BITS) != 0).mean())
         if t_share >= THROTTLE_SHARE:
             evidence.append(
                 f"NVML clock-event reasons thermal / hardware slowdown in {t_share:.0%} of {len(bits):,} readings"

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..traces import nvml_codes
 from ..traces.energy import PowerSeries, power_series
 from ..traces.flame import FlameBars, call_tree, function_matrix, merge_samples, sample_intervals
 from ..traces.reader import RunData
@@ -642,27 +643,21 @@ def hardware_lanes(run: RunData, tel: Telemetry, t_end: float, absent: list[str]
     return lanes
 
 
-# NVML clock-event bits that are not a slowdown: GPU idle, applications clocks setting.
-_BENIGN_CLOCK_EVENTS = 0x1 | 0x2
 MAX_CLOCK_EVENTS = 500
 
 
 def _clock_event_traces(tel: Telemetry) -> list[dict[str, Any]]:
     """Where NVML says the clocks were held down (power cap, thermal, ...): a mark at each change."""
-    try:
-        from ..profiler.telemetry.nvml import decode_clock_event_reasons
-    except ImportError:  # pragma: no cover - the module is part of cnnprof
-        return []
     traces = []
     for key in tel.find("clock_event_reasons"):
         t, v = tel.series[key]
-        mask = np.nan_to_num(v).astype(np.int64) & ~_BENIGN_CLOCK_EVENTS
+        mask = np.nan_to_num(v).astype(np.int64) & ~nvml_codes.BENIGN_BITS
         change = np.flatnonzero((mask != 0) & np.r_[True, mask[1:] != mask[:-1]])[:MAX_CLOCK_EVENTS]
         if not len(change):
             continue
         hover = [
             "<b>clocks held down</b><br>"
-            + plotly_text(", ".join(decode_clock_event_reasons(int(v[i]))))
+            + plotly_text(", ".join(nvml_codes.decode_clock_event_reasons(int(v[i]))))
             + f"<br>from {t[i] / 1e9:,.2f} s"
             for i in change
         ]

@@ -6,9 +6,9 @@ powermetrics (macOS). A metric is named within its source; `<source>.<metric>` n
 (run.json's metric table and traces/energy.py use that).
 """
 
+from ...traces.nvml_codes import decode_clock_event_reasons
 from .base import SourceStatus
 from .launcher import SamplerHandle, TelemetryResult, available_sources, merge_stream, start_sampler
-from .nvml import decode_clock_event_reasons
 from .powermetrics import parse_powermetrics_command
 from .registry import SOURCE_NAMES
 from .stream import read_stream

@@ -27,33 +27,6 @@ log = logging.getLogger(__name__)
 MIB = 2**20
 ENERGY_PERIOD_NS = 1_000_000_000
 
-# The bits of nvmlClocksEventReason* (nvml.h), in bit order. Kept here, not read from pynvml, so a
-# report can decode a run recorded on another machine.
-CLOCK_EVENT_REASONS: tuple[tuple[int, str], ...] = (
-    (0x001, "GPU idle"),
-    (0x002, "applications clocks setting"),
-    (0x004, "SW power cap"),
-    (0x008, "HW slowdown"),
-    (0x010, "sync boost"),
-    (0x020, "SW thermal slowdown"),
-    (0x040, "HW thermal slowdown"),
-    (0x080, "HW power brake slowdown"),
-    (0x100, "display clock setting"),
-    (0x200, "board limit"),
-    (0x400, "reliability"),
-)
-
-
-def decode_clock_event_reasons(mask: float | int) -> list[str]:
-    """The names of the bits set in a `clock_event_reasons` value; unknown bits by their hex value."""
-    bits = int(mask)
-    names = [name for bit, name in CLOCK_EVENT_REASONS if bits & bit]
-    known = sum(bit for bit, _ in CLOCK_EVENT_REASONS)
-    if rest := bits & ~known:
-        names.append(f"unknown (0x{rest:x})")
-    return names
-
-
 DESCRIPTIONS: MetricTable = {
     "sm_clock_mhz": ("MHz", "SM clock"),
     "mem_clock_mhz": ("MHz", "memory clock"),
