@@ -185,3 +185,17 @@ def test_files_are_written_when_the_run_ends_badly(tmp_path: Path, exc: BaseExce
     assert meta["profiler"]["samples"] > 0
     assert len(pd.read_parquet(session.run_dir / schema.SAMPLES)) == meta["profiler"]["samples"]
     assert sys.getprofile() is None  # nothing left installed
+
+
+def test_a_long_run_keeps_its_samples_but_not_the_raw_session(tmp_path: Path, monkeypatch) -> None:
+    import cnnprof.profiler.stacks as stacks
+
+    monkeypatch.setattr(stacks, "PYISESSION_MAX_SAMPLES", 5)
+    with RunSession(_opts(tmp_path), [StackObserver("pyinstrument", interval_ms=1.0)]) as session:
+        deadline = time.perf_counter() + 0.1
+        while time.perf_counter() < deadline:
+            sum(i * i for i in range(200))
+    run = RunData(session.run_dir)
+    assert len(run.samples) > 5
+    assert not (session.run_dir / schema.PYISESSION).exists()
+    assert any(schema.PYISESSION in note and "left out" in note for note in run.meta["profiler"]["notes"])
