@@ -121,7 +121,7 @@ def add_training_options(p: argparse.ArgumentParser, *, single_backend: bool = T
         type=int,
         default=None,
         metavar="N",
-        help="train on the first N images of the training split only (quick runs)",
+        help="train on the first N images of the training split, validate on N/9 (quick runs)",
     )
     g.add_argument(
         "--test-images",

@@ -173,7 +173,9 @@ def test_split_is_deterministic_in_the_seed_and_truncatable(tmp_path: Path) -> N
     short = load_dataset("mnist", tmp_path, download=False, seed=3, train_images=7, test_images=4)
     assert np.array_equal(short.x_train, first.x_train[:7])
     assert np.array_equal(short.y_train, first.y_train[:7])
-    assert np.array_equal(short.x_test, first.x_test[:4]) and np.array_equal(short.x_val, first.x_val)
+    assert np.array_equal(short.x_test, first.x_test[:4])
+    # the validation split keeps the 90/10 proportion: ceil(7 / 9) = 1 image, the first one
+    assert np.array_equal(short.x_val, first.x_val[:1]) and np.array_equal(short.y_val, first.y_val[:1])
     assert short.mean == first.mean
 
 
@@ -457,6 +459,6 @@ def test_synthetic_cifar_is_cifar_shaped() -> None:
 @pytest.mark.usefixtures("small_synthetic")
 def test_synthetic_cifar_has_three_distinct_channels() -> None:
     splits = load_dataset("synthetic-cifar", train_images=100, test_images=10)
-    assert splits.x_train.shape == (100, 3, 32, 32) and splits.x_val.shape == (300, 3, 32, 32)
+    assert splits.x_train.shape == (100, 3, 32, 32) and splits.x_val.shape == (12, 3, 32, 32)
     assert splits.x_test.shape == (10, 3, 32, 32) and len(splits.mean) == 3
     assert not np.allclose(splits.x_train[:, 0], splits.x_train[:, 1], atol=0.5)
