@@ -20,7 +20,7 @@ install: $(VENV)/.installed
 # The main job on its embedded default: the study's CNN on built-in synthetic data, on the best
 # backend this machine has, with telemetry and stacks, then the findings and report.html. The
 # subset keeps it to a few minutes on a 2-core CPU; `make demo DEMO_ARGS=` trains on all 54,000.
-DEMO_ARGS ?= --train-images 6000 --test-images 2000 --single-inference 500
+DEMO_ARGS ?= --train-images 18000 --test-images 2000 --single-inference 500
 demo: install
 	$(VENV)/bin/cnnprof run --backend auto --dataset synthetic --epochs 3 $(DEMO_ARGS) --out $(DEMO_OUT)
 
