@@ -13,36 +13,22 @@ their ratio B / A, and the ratio of each adjacent pair (their spread shows the n
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import shlex
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
+from cnnprof.bench import run_in_process
+
 
 def one_run(backend: str, extra: list[str], out: Path) -> float:
-    cmd = [
-        sys.executable,
-        "-m",
-        "cnnprof.cli",
-        "run",
-        "--backend",
-        backend,
-        "--no-report",
-        "--out",
-        str(out),
-        *extra,
-    ]
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    run_dir = sorted(p for p in out.iterdir() if p.is_dir())[-1]
+    returncode, run_dir, stderr = run_in_process(["--backend", backend, "--no-report", *extra], out)
+    if returncode != 0 or run_dir is None:
+        raise SystemExit(f"cnnprof run failed ({returncode}): {stderr.strip()[-500:]}")
     import pyarrow.parquet as pq
 
     epoch_s = pq.read_table(run_dir / "metrics.parquet").column("epoch_s").to_pylist()
-    meta = json.loads((run_dir / "run.json").read_text())
-    assert meta["status"] == "complete", meta.get("error")
     steady = epoch_s[1:] or epoch_s
     return statistics.median(steady)
 

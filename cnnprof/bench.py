@@ -17,7 +17,7 @@ from pathlib import Path
 from rich.markup import escape
 
 from .errors import UserError
-from .models.backends import BACKENDS, probe_backend
+from .models.backends import probe_backend
 from .terminal import console
 
 
@@ -40,6 +40,15 @@ def parse_list(text: str, valid: tuple[str, ...], what: str) -> list[str]:
     return items
 
 
+def run_in_process(run_args: list[str], out: Path) -> tuple[int, Path | None, str]:
+    """`cnnprof run RUN_ARGS --out OUT` as its own process: (exit code, the run directory it made
+    under OUT or None, its stderr)."""
+    command = [sys.executable, "-m", "cnnprof.cli", "run", *run_args, "--out", str(out)]
+    proc = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    run_dirs = sorted(p for p in out.glob("*") if p.is_dir()) if out.exists() else []
+    return proc.returncode, (run_dirs[-1] if run_dirs else None), proc.stderr or ""
+
+
 def run_bench(backends: list[str], loops: list[str], run_args: list[str], out_root: Path) -> BenchResult:
     """Runs every available backend x loop; `run_args` are passed on to each `cnnprof run`."""
     bench_dir = out_root / f"{datetime.now():%Y%m%d-%H%M%S}-bench"
@@ -59,44 +68,31 @@ def run_bench(backends: list[str], loops: list[str], run_args: list[str], out_ro
             result.skipped.append(f"{backend}: {status.reason}")
             console.print(f"[yellow]skip[/] {backend}: {escape(status.reason)} (fix: {escape(status.fix)})")
     for n, (backend, loop) in enumerate(plan, 1):
-        out = bench_dir / f"{backend}-{loop}"
-        command = [
-            sys.executable,
-            "-m",
-            "cnnprof.cli",
-            "run",
-            "--backend",
-            backend,
-            "--loop",
-            loop,
-            "--out",
-            str(out),
-            *run_args,
-        ]
         console.print(f"\\[{n}/{len(plan)}] {backend} {loop} ...")
         started = time.monotonic()
         try:
-            proc = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            returncode, run_dir, stderr = run_in_process(
+                ["--backend", backend, "--loop", loop, *run_args], bench_dir / f"{backend}-{loop}"
+            )
         except KeyboardInterrupt:
             result.interrupted = True
             console.print("[yellow]interrupted[/]: keeping the finished runs")
             break
         elapsed = time.monotonic() - started
-        run_dirs = sorted(p for p in out.glob("*") if p.is_dir()) if out.exists() else []
-        if proc.returncode == 0 and run_dirs:
-            result.runs.append(run_dirs[-1])
+        if returncode == 0 and run_dir is not None:
+            result.runs.append(run_dir)
             console.print(
                 f"\\[{n}/{len(plan)}] {backend} {loop}: [green]complete[/] in {elapsed:.0f} s "
-                f"-> {escape(str(run_dirs[-1]))}"
+                f"-> {escape(str(run_dir))}"
             )
-        elif proc.returncode == 130:
+        elif returncode == 130:
             result.interrupted = True
             console.print(
                 f"\\[{n}/{len(plan)}] {backend} {loop}: [yellow]interrupted[/]; keeping the finished runs"
             )
             break
         else:
-            last = (proc.stderr or "").strip().splitlines()[-1:] or ["no output"]
+            last = stderr.strip().splitlines()[-1:] or ["no output"]
             result.failed.append(f"{backend} {loop}: {last[0]}")
             console.print(f"\\[{n}/{len(plan)}] {backend} {loop}: [red]failed[/] ({escape(last[0])})")
     return result
@@ -121,5 +117,3 @@ def write_bench_outputs(result: BenchResult) -> tuple[Path | None, Path]:
     markdown.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return report, markdown
 
-
-__all__ = ["BACKENDS", "BenchResult", "parse_list", "run_bench", "write_bench_outputs"]
