@@ -90,10 +90,10 @@ def add_training_options(p: argparse.ArgumentParser, *, single_backend: bool = T
         help="dataset cache (default: $CNNPROF_DATA_DIR or ~/.cache/cnnprof)",
     )
     g.add_argument("--offline", action="store_true", help="never download; fail if the files are missing")
-    g.add_argument("--epochs", type=int, default=10)
-    g.add_argument("--batch-size", type=int, default=512)
-    g.add_argument("--lr", type=float, default=1e-4)
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--epochs", type=int, default=10, help="training epochs (default: 10)")
+    g.add_argument("--batch-size", type=int, default=512, help="training and test batch size (default: 512)")
+    g.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default: 1e-4)")
+    g.add_argument("--seed", type=int, default=0, help="weights, split and batch order (default: 0)")
     if single_backend:
         g.add_argument(
             "--loop",
