@@ -12,11 +12,11 @@ from typing import Any
 
 from . import __version__
 from .errors import UserError
+from .profiler import DEFAULT_PROFILER, PROFILER_MODES
 from .terminal import console, error_line
 
 DATASET_CHOICES = ("mnist", "fashion-mnist", "cifar10", "cifar100", "synthetic", "synthetic-cifar")
 BACKEND_CHOICES = ("auto", "torch_cpu", "torch_mps", "torch_cuda", "mlx_gpu", "mlx_cpu")
-PROFILERS = ("pyinstrument", "cprofile", "both", "none")
 
 
 def _positive_float(text: str) -> float:
@@ -31,17 +31,19 @@ def add_observation_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("observation")
     g.add_argument(
         "--profiler",
-        choices=PROFILERS,
-        default="pyinstrument",
-        help="call-stack profiler: pyinstrument samples for the timeline, cProfile for the "
-        "function table, both, or none (default: pyinstrument)",
+        choices=PROFILER_MODES,
+        default=DEFAULT_PROFILER,
+        help="call-stack profiler. sampler: cnnprof's timer-signal sampler, costs per sample "
+        "(Python frames only: a long C call shows on the line that made it); pyinstrument: also "
+        "shows C functions, but costs on every Python call (+20%% on a launch-bound GPU loop); "
+        "cprofile: the function table; both: sampler + cProfile; none. (default: sampler)",
     )
     g.add_argument(
         "--profile-interval-ms",
         type=_positive_float,
         default=1.0,
         metavar="MS",
-        help="pyinstrument sampling interval (default: 1)",
+        help="stack sampling interval of sampler / pyinstrument (default: 1)",
     )
     g.add_argument(
         "--telemetry",

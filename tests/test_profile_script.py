@@ -31,7 +31,7 @@ def _line_of(path: Path, marker: str) -> int:
 
 def _session(tmp_path: Path, label: str) -> RunSession:
     opts = SessionOptions(out_root=tmp_path, kind="script", label=label, argv=["cnnprof", "profile", "--", label])
-    return RunSession(opts, [StackObserver("pyinstrument", interval_ms=1.0), SyncHookObserver()])
+    return RunSession(opts, [StackObserver(interval_ms=1.0), SyncHookObserver()])
 
 
 @pytest.fixture

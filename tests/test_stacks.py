@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import pstats
+import signal
 import sys
 import time
 from pathlib import Path
@@ -14,7 +15,6 @@ import pytest
 
 from cnnprof.profiler.session import RunSession, SessionOptions
 from cnnprof.profiler.stacks import (
-    CPROFILE_USES_MONITORING,
     LibraryClassifier,
     StackObserver,
     parse_identifier,
@@ -98,15 +98,16 @@ def test_library_classifier() -> None:
 # -- the observer in a session ---------------------------------------------------------------------
 
 
-def test_pyinstrument_samples_line_up_with_spans(tmp_path: Path) -> None:
-    observer = StackObserver("pyinstrument", interval_ms=1.0)
+@pytest.mark.parametrize("mode", ["sampler", "pyinstrument"])
+def test_samples_line_up_with_spans(tmp_path: Path, mode: str) -> None:
+    observer = StackObserver(mode, interval_ms=1.0)
     with RunSession(_opts(tmp_path), [observer]) as session:
         busy_alpha(0.05)
         with session.recorder.span("phase", "beta"):
             busy_beta(0.15)
         busy_alpha(0.05)
     run = RunData(session.run_dir)
-    assert run.meta["profiler"]["timeline"] == "pyinstrument"
+    assert run.meta["profiler"]["timeline"] == mode
     assert run.meta["profiler"]["samples"] > 50
     for name in (schema.SAMPLES, schema.STACKS, schema.PYISESSION):
         assert (session.run_dir / name).exists()
@@ -150,8 +151,7 @@ def test_both_gives_a_timeline_and_a_table(tmp_path: Path) -> None:
     with RunSession(_opts(tmp_path), [StackObserver("both", interval_ms=1.0)]) as session:
         busy_beta(0.2)
     run = RunData(session.run_dir)
-    expected = "pyinstrument" if CPROFILE_USES_MONITORING else "thread-sampler"
-    assert run.meta["profiler"]["timeline"] == expected
+    assert run.meta["profiler"]["timeline"] == "sampler"
     stats = pstats.Stats(str(session.run_dir / schema.PSTATS))
     assert any(func[2] == "busy_beta" for func in stats.stats)  # type: ignore[attr-defined]
     assert len(run.samples) >= 5
@@ -176,7 +176,7 @@ def test_bad_mode_is_refused() -> None:
 
 @pytest.mark.parametrize(("exc", "status"), [(RuntimeError("boom"), "failed"), (KeyboardInterrupt(), "interrupted")])
 def test_files_are_written_when_the_run_ends_badly(tmp_path: Path, exc: BaseException, status: str) -> None:
-    observer = StackObserver("both" if status == "failed" else "pyinstrument")
+    observer = StackObserver("both" if status == "failed" else "sampler")
     with pytest.raises(type(exc)), RunSession(_opts(tmp_path), [observer]) as session:
         busy_alpha(0.03)
         raise exc
@@ -185,6 +185,8 @@ def test_files_are_written_when_the_run_ends_badly(tmp_path: Path, exc: BaseExce
     assert meta["profiler"]["samples"] > 0
     assert len(pd.read_parquet(session.run_dir / schema.SAMPLES)) == meta["profiler"]["samples"]
     assert sys.getprofile() is None  # nothing left installed
+    assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
 
 
 def test_a_long_run_keeps_its_samples_but_not_the_raw_session(tmp_path: Path, monkeypatch) -> None:
@@ -199,3 +201,103 @@ def test_a_long_run_keeps_its_samples_but_not_the_raw_session(tmp_path: Path, mo
     assert len(run.samples) > 5
     assert not (session.run_dir / schema.PYISESSION).exists()
     assert any(schema.PYISESSION in note and "left out" in note for note in run.meta["profiler"]["notes"])
+
+
+# -- the signal sampler ----------------------------------------------------------------------------
+
+
+def _sampled_lines(run: RunData) -> dict[tuple[str, int], float]:
+    """Seconds per (leaf function, leaf line)."""
+    frames, stacks = run.stacks["frames"], run.stacks["stacks"]
+    out: dict[tuple[str, int], float] = {}
+    for sid, dt in zip(run.samples["stack_id"], run.samples["dt_ns"]):
+        leaf = frames[stacks[sid][-1]]
+        key = (leaf["function"], leaf["line"])
+        out[key] = out.get(key, 0.0) + dt / 1e9
+    return out
+
+
+def test_sampler_charges_a_long_c_call_to_its_calling_line(tmp_path: Path) -> None:
+    """A C call runs no bytecode, so no handler: its whole time lands on the line that made it."""
+    with RunSession(_opts(tmp_path), [StackObserver("sampler", interval_ms=1.0)]) as session:
+        t = time.perf_counter()
+        sum(range(30_000_000))  # one C call, ~0.1-0.5 s
+        c_call_s = time.perf_counter() - t
+        line = sys._getframe().f_lineno - 2
+    run = RunData(session.run_dir)
+    on_line = _sampled_lines(run).get((test_sampler_charges_a_long_c_call_to_its_calling_line.__name__, line), 0.0)
+    assert on_line == pytest.approx(c_call_s, rel=0.05, abs=0.003)
+    assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL  # handler restored
+
+
+def test_sampler_falls_back_to_pyinstrument_when_sigalrm_is_taken(tmp_path: Path) -> None:
+    def theirs(signum, frame) -> None:  # a script's own alarm handler
+        pass
+
+    previous = signal.signal(signal.SIGALRM, theirs)
+    try:
+        with RunSession(_opts(tmp_path), [StackObserver("sampler", interval_ms=1.0)]) as session:
+            busy_beta(0.05)
+        assert signal.getsignal(signal.SIGALRM) is theirs  # untouched
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    meta = RunData(session.run_dir).meta["profiler"]
+    assert meta["timeline"] == "pyinstrument"
+    assert any("SIGALRM already has a handler" in note for note in meta["notes"])
+    assert meta["samples"] > 10
+
+
+def test_sampler_leaves_a_handler_the_profiled_code_installed(tmp_path: Path) -> None:
+    seen: list[int] = []
+
+    def theirs(signum, frame) -> None:
+        seen.append(signum)
+
+    try:
+        with RunSession(_opts(tmp_path), [StackObserver("sampler", interval_ms=1.0)]) as session:
+            busy_alpha(0.03)
+            signal.signal(signal.SIGALRM, theirs)
+            busy_alpha(0.03)
+        assert signal.getsignal(signal.SIGALRM) is theirs
+    finally:
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    meta = RunData(session.run_dir).meta["profiler"]
+    assert any("installed its own SIGALRM handler" in note for note in meta["notes"])
+    assert meta["samples"] > 5  # the samples before the takeover are kept
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def _spin_in_generator() -> object:
+    while True:
+        busy_alpha(0.004)
+        yield
+
+
+def resume_from_a(gen: object) -> None:
+    next(gen)  # type: ignore[call-overload]
+
+
+def resume_from_b(gen: object) -> None:
+    next(gen)  # type: ignore[call-overload]
+
+
+def test_sampler_stacks_follow_a_generator_resumed_by_different_callers(tmp_path: Path) -> None:
+    """The sampler reuses the unchanged part of the previous stack; a generator's caller changes
+    between resumptions, so its stacks must still name the caller of the moment."""
+    gen = _spin_in_generator()
+    with RunSession(_opts(tmp_path), [StackObserver("sampler", interval_ms=0.5)]) as session:
+        for _ in range(25):
+            resume_from_a(gen)
+            resume_from_b(gen)
+    run = RunData(session.run_dir)
+    frames, stacks = run.stacks["frames"], run.stacks["stacks"]
+    seconds = {"resume_from_a": 0.0, "resume_from_b": 0.0}
+    for sid, dt in zip(run.samples["stack_id"], run.samples["dt_ns"]):
+        names = [frames[i]["function"] for i in stacks[sid]]
+        if "_spin_in_generator" in names:
+            parent = names[names.index("_spin_in_generator") - 1]
+            assert parent in seconds, names  # a generator's parent is whoever resumed it
+            seconds[parent] += dt / 1e9
+    # both callers ran the generator for ~0.1 s; a stale parent would give one of them ~all of it
+    assert seconds["resume_from_a"] == pytest.approx(0.1, rel=0.3)
+    assert seconds["resume_from_b"] == pytest.approx(0.1, rel=0.3)

@@ -1,62 +1,62 @@
-"""Stack profilers for one run: pyinstrument for the timeline of stack samples, cProfile for the
-hot-function table, or both.
+"""Stack profilers for one run: a sampler for the timeline of stack samples (cnnprof's signal
+sampler by default, or pyinstrument), cProfile for the hot-function table, or both.
 
 Files written into the run directory at `stop` (also when the run ends by an exception or Ctrl-C,
 since `RunSession` stops its observers in every case):
 
-* `samples.parquet`: one row per pyinstrument sample: `t_ns` = the sample interval's **start**
+* `samples.parquet`: one row per stack sample: `t_ns` = the sample interval's **start**
   relative to t0, `dt_ns` = its length (so `[t_ns, t_ns + dt_ns)` tile the profiled time and the
-  stack `stack_id` is the one seen at the interval's end, which is what pyinstrument charges the
+  stack `stack_id` is the one seen at the interval's end, which is what both samplers charge the
   interval to), `stack_id` = index into `stacks.json["stacks"]`.
 * `stacks.json`: `{"frames": [{"function", "file", "line", "first_line", "library"}],
   "stacks": [[frame id, ...] root -> leaf, ...]}`. A frame is one *line* of one function: `line` is
   the line executing in that frame when sampled (the call site of the child, e.g. the `.item()`
   line), `first_line` the function's `def` line (group by `(file, function, first_line)` for a
   function-level flame chart). `function` is `Class.method` where pyinstrument saw the class.
-  C functions are `file == "<built-in>"`, `line == 0`. `library` marks frames in site-packages, the
+  C functions (pyinstrument only) are `file == "<built-in>"`, `line == 0`. `library` marks frames in site-packages, the
   standard library, torch, mlx, `<built-in>` / `<frozen ...>`, and cnnprof's own machinery (all of
   cnnprof except `cnnprof/models/`, whose loops are the user's code in `cnnprof run`); they are
   kept, only marked. pyinstrument's per-thread root pseudo-frame (`<thread>`) is dropped.
 * `profile.pyisession`: the raw session through pyinstrument's own `Session.save`
-  (`pyinstrument --load profile.pyisession` or `Session.load` reads it back).
+  (`pyinstrument --load profile.pyisession` or `Session.load` reads it back); the signal
+  sampler's records are in pyinstrument's format, so it writes one too.
 * `profile.pstats`: cProfile's table (`pstats.Stats("profile.pstats")`).
 
-The clock. pyinstrument's sampler measures each sample's duration with `timeit.default_timer`,
-which is `time.perf_counter`, the run's clock (`perf_counter_ns` is the same clock in ns). The end
-of sample i is `anchor + sum(dt_0..dt_i)`, where the anchor is the sampler's own start time
+The timeline samplers (`--profiler`):
+* `sampler` (the default; profiler/sampler.py): a SIGALRM timer every `interval_ms` of wall time;
+  the handler reads the main thread's Python stack. Costs per sample, not per call; sees Python
+  frames only (a long C call is time on the line that made it). Each sample's end is its
+  `perf_counter_ns()`, the run's clock, so no anchoring is needed. If SIGALRM or the real-time
+  timer is already taken (or not on the main thread, or on Windows) it falls back to pyinstrument
+  and says so in run.json's profiler notes.
+* `pyinstrument`: a C profile function on every Python call and return that takes a sample once
+  `interval_ms` has passed. Sees C functions as leaves (`<built-in>`), which the diagnosis uses to
+  find unhooked syncs and host-to-device copies; costs on every Python call.
+
+The clock of pyinstrument's samples. Its sampler measures each sample's duration with
+`timeit.default_timer`, which is `time.perf_counter`, the run's clock. The end of sample i is
+`anchor + sum(dt_0..dt_i)`, where the anchor is the sampler's own start time
 (`StackSampler.last_profile_time`, read right after `Profiler.start()`). We also take
 `perf_counter_ns()` right before `Profiler.start()` and use that if the sampler's attribute is
 missing or implausible (pyinstrument internals may change); the two differ by the time start()
 takes, tens of microseconds, plus pyinstrument's one-off timer-overhead check on its first start.
+pyinstrument runs with `async_mode="disabled"` (no context-variable tracking: cheaper) and
+samples only the thread that started it.
 
-pyinstrument runs with `async_mode="disabled"` (no context-variable tracking: cheaper, and it can
-share the thread with another profiler) and samples only the thread that started it.
+`both` = cProfile + the signal sampler, on any Python (they do not share anything). If the
+sampler is unavailable, pyinstrument takes its place from Python 3.12; before 3.12 cProfile and
+pyinstrument would fight over the thread's one profile function (`PyEval_SetProfile`: the second
+started silently replaces the first), so there `both` keeps cProfile alone and says so.
 
-`both` and Python 3.11. Before Python 3.12, cProfile and pyinstrument each install *the* profile
-function of the thread (`PyEval_SetProfile`): the second one started silently replaces the first
-(checked: pyinstrument then records 0 samples). From 3.12 cProfile uses `sys.monitoring` and the
-two coexist. So `both` runs:
-  * Python >= 3.12: cProfile + pyinstrument, as asked (CI and the development machine run 3.11;
-    tests/test_stacks.py passed on Python 3.12.3 on the GPU machine, this path included);
-  * Python 3.11: cProfile + a sampling thread (`_ThreadSampler`) that reads the main thread's
-    stack from `sys._current_frames()` every `interval_ms`, writes the same samples/stacks files
-    and a pyisession built from its records. It cannot see C functions as leaves (the time of a
-    long `.item()` lands on the calling line instead), and it needs the GIL to take a sample, so
-    while the main thread runs Python code samples come at most every `sys.getswitchinterval()`
-    (5 ms) and a C call that holds the GIL delays the sample until it returns.
-
-Overhead at the default 1 ms interval (benchmarks/sync_hook_cost.py "profilers", and
-benchmarks/overhead.py for whole `cnnprof run`s; the figures are in sync_hook_cost.py's header):
-a profile hook costs per Python call, so the overhead follows the rate of Python calls. A
-seed-style CPU training loop: pyinstrument +5-40 %, cProfile ~0-5 %, both ~0-15 %; a loop of
-tiny Python calls: pyinstrument and cProfile each about +100 %, both +50-200 %; `cnnprof run
---backend torch_cuda --loop seed` on an H100 (host-bound): pyinstrument x1.31, both x1.16,
-cProfile x1.14 per epoch. `both` adds cProfile's deterministic per-call cost to the sampler's;
-on 3.11 its sampler is the cheaper thread sampler, which is why it can cost less than
-pyinstrument alone there.
+Overhead at the default 1 ms interval (docs/BENCHMARKS.md has the runs): the signal sampler
+costs ~15-35 us per sample (the handler's own measured time is in run.json as
+`sampler_self_s`), about +3 % on a launch-bound `--loop tuned` CUDA epoch on the H100, where
+pyinstrument costs +10-20 %; pyinstrument and cProfile cost per Python call, so their overhead
+follows the rate of Python calls (a loop of tiny Python calls: each about +100 %).
 
 Also not handled: a profiled script that calls `sys.setprofile` or starts its own cProfile takes
-over the thread's profile function and ends our pyinstrument sampling (on 3.11).
+over the thread's profile function and ends pyinstrument's sampling on 3.11; one that installs a
+SIGALRM handler ends the signal sampler's (that one is noted in run.json).
 """
 
 from __future__ import annotations
@@ -66,20 +66,20 @@ import cProfile
 import os
 import sys
 import sysconfig
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from ..traces import schema
 from ..traces.writer import write_json, write_table
+from . import DEFAULT_PROFILER, PROFILER_MODES
+from .sampler import ATTR_SEP, IDENT_SEP, FrameRecord, SamplerUnavailable, SignalSampler
 
 if TYPE_CHECKING:
     from .session import RunSession
 
-MODES = ("pyinstrument", "cprofile", "both", "none")
+MODES, DEFAULT_MODE = PROFILER_MODES, DEFAULT_PROFILER
 
 # pyinstrument's own session file repeats the whole stack of every sample as text: ~2 kB a
 # sample for a torch loop (55 MB for 26,000 samples of a 4-minute CPU run). Past this many samples
@@ -90,10 +90,6 @@ PYISESSION_BYTES_PER_SAMPLE = 2_100
 # Before 3.12 cProfile and pyinstrument fight over the one profile function of the thread.
 CPROFILE_USES_MONITORING = sys.version_info >= (3, 12)
 
-FrameRecord = tuple[list[str], float]  # pyinstrument: (call stack root -> leaf, seconds)
-
-_IDENT_SEP = "\x00"  # pyinstrument frame identifier: "function\x00file\x00first line"
-_ATTR_SEP = "\x01"  # then attributes: "\x01c<class>", "\x01l<line>", "\x01h<hidden>"
 
 _CNNPROF_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _CNNPROF_USER_DIR = os.path.join(_CNNPROF_DIR, "models") + os.sep
@@ -136,8 +132,8 @@ class LibraryClassifier:
 
 def parse_identifier(identifier: str) -> tuple[str, str, int, int]:
     """pyinstrument frame string -> (function, file, line executing, first line)."""
-    ident, _, attrs = identifier.partition(_ATTR_SEP)
-    parts = ident.split(_IDENT_SEP)
+    ident, _, attrs = identifier.partition(ATTR_SEP)
+    parts = ident.split(IDENT_SEP)
     function = parts[0]
     file = parts[1] if len(parts) > 1 else ""
     try:
@@ -147,7 +143,7 @@ def parse_identifier(identifier: str) -> tuple[str, str, int, int]:
     line = first_line
     cls = None
     if attrs:
-        for attr in attrs.split(_ATTR_SEP):
+        for attr in attrs.split(ATTR_SEP):
             if attr.startswith("l"):
                 with contextlib.suppress(ValueError):
                     line = int(attr[1:])
@@ -225,95 +221,12 @@ def _replace(path: Path, write: Any) -> None:
     os.replace(tmp, path)
 
 
-class _ThreadSampler:
-    """Samples one thread's Python stack from a second thread (the 3.11 `both` timeline).
-
-    Records pyinstrument-format frame records, so the same conversion and `Session.save` apply.
-    """
-
-    def __init__(self, interval_s: float, thread_id: int) -> None:
-        self.interval_s = interval_s
-        self.thread_id = thread_id
-        self.records: list[FrameRecord] = []
-        self.start_perf = 0.0
-        self.start_time = 0.0
-        self.start_call_stack: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="cnnprof-stack-sampler", daemon=True)
-        self._idents: dict[tuple[Any, int], str] = {}
-        thread = threading.current_thread()
-        self._root = f"{thread.name}{_IDENT_SEP}<thread>{_IDENT_SEP}{thread.ident}"
-
-    def _identifier(self, frame: FrameType) -> str:
-        code = frame.f_code
-        key = (code, frame.f_lineno)
-        ident = self._idents.get(key)
-        if ident is None:
-            ident = f"{code.co_name}{_IDENT_SEP}{code.co_filename}{_IDENT_SEP}{code.co_firstlineno}"
-            qualname = getattr(code, "co_qualname", code.co_name)
-            owner, _, _ = qualname.rpartition(".")
-            if owner and "<locals>" not in owner:
-                ident += f"{_ATTR_SEP}c{owner}"
-            ident += f"{_ATTR_SEP}l{frame.f_lineno}"
-            self._idents[key] = ident
-        return ident
-
-    def _stack(self, frame: FrameType | None) -> list[str]:
-        stack = []
-        while frame is not None:
-            stack.append(self._identifier(frame))
-            frame = frame.f_back
-        stack.append(self._root)
-        stack.reverse()
-        return stack
-
-    def start(self, caller: FrameType | None) -> None:
-        self.start_call_stack = self._stack(caller)
-        self.start_time = time.time()
-        self.start_perf = time.perf_counter()
-        self._last = self.start_perf
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            frame = sys._current_frames().get(self.thread_id)
-            now = time.perf_counter()
-            if frame is None:
-                break
-            self.records.append((self._stack(frame), now - self._last))
-            self._last = now
-            del frame
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def session(self) -> Any:
-        from pyinstrument.session import Session
-
-        return Session.from_json(
-            {
-                "frame_records": self.records,
-                "start_time": self.start_time,
-                "duration": self._last - self.start_perf,
-                "min_interval": self.interval_s,
-                "max_interval": self.interval_s,
-                "sample_count": len(self.records),
-                "start_call_stack": self.start_call_stack,
-                "target_description": "cnnprof thread sampler (Python < 3.12, profiler=both)",
-                "cpu_time": None,
-                "sys_path": sys.path,
-                "sys_prefixes": Session.current_sys_prefixes(),
-            }
-        )
-
-
 class StackObserver:
     """The run observer for the stack profilers (`--profiler`)."""
 
     name = "profiler"
 
-    def __init__(self, mode: str = "pyinstrument", interval_ms: float = 1.0) -> None:
+    def __init__(self, mode: str = DEFAULT_MODE, interval_ms: float = 1.0) -> None:
         if mode not in MODES:
             raise ValueError(f"profiler mode must be one of {', '.join(MODES)}, not {mode!r}")
         if interval_ms <= 0:
@@ -321,39 +234,45 @@ class StackObserver:
         self.mode = mode
         self.interval_ms = interval_ms
         self._pyi: Any = None
-        self._sampler: _ThreadSampler | None = None
+        self._sampler: SignalSampler | None = None
         self._cprofile: cProfile.Profile | None = None
         self._anchor_ns = 0
         self._timeline: str | None = None
         self._notes: list[str] = []
 
     def start(self, session: RunSession) -> None:
-        timeline = self.mode in ("pyinstrument", "both")
-        table = self.mode in ("cprofile", "both")
         caller = sys._getframe(1)
-        if timeline and (self.mode == "pyinstrument" or CPROFILE_USES_MONITORING):
-            from pyinstrument import Profiler
-
-            # The timing thread spares a clock read on every Python call and return, pyinstrument's
-            # main per-event cost (measured: 1.17x -> 1.12x on a launch-bound CPU torch loop).
-            self._pyi = Profiler(interval=self.interval_ms / 1e3, async_mode="disabled", use_timing_thread=True)
-            before = time.perf_counter_ns()
-            self._pyi.start(caller_frame=caller, target_description=f"cnnprof run {session.run_dir.name}")
-            self._anchor_ns = _sampler_anchor_ns(before)
-            self._timeline = "pyinstrument"
-        elif timeline:
-            self._sampler = _ThreadSampler(self.interval_ms / 1e3, threading.get_ident())
-            self._sampler.start(caller)
-            self._anchor_ns = round(self._sampler.start_perf * 1e9)
-            self._timeline = "thread-sampler"
-            self._notes.append(
-                "profiler=both on Python < 3.12: cProfile owns the thread's profile function, so the "
-                "timeline comes from a sampling thread (no C-function leaves; at most one sample per "
-                f"{sys.getswitchinterval() * 1e3:.0f} ms while Python code holds the GIL)"
-            )
-        if table:
+        if self.mode in ("sampler", "both"):
+            sampler = SignalSampler(self.interval_ms / 1e3)
+            try:
+                sampler.start(caller)
+            except SamplerUnavailable as exc:
+                # pyinstrument shares the thread's one profile function with cProfile only from 3.12.
+                fallback = self.mode == "sampler" or CPROFILE_USES_MONITORING
+                self._notes.append(
+                    f"signal sampler unavailable ({exc}); "
+                    + ("timeline from pyinstrument instead" if fallback else "no timeline (cProfile only)")
+                )
+                if fallback:
+                    self._start_pyinstrument(caller, session)
+            else:
+                self._sampler, self._anchor_ns, self._timeline = sampler, sampler.start_ns, "sampler"
+        elif self.mode == "pyinstrument":
+            self._start_pyinstrument(caller, session)
+        if self.mode in ("cprofile", "both"):
             self._cprofile = cProfile.Profile()
             self._cprofile.enable()
+
+    def _start_pyinstrument(self, caller: Any, session: RunSession) -> None:
+        from pyinstrument import Profiler
+
+        # The timing thread spares a clock read on every Python call and return, pyinstrument's
+        # main per-event cost (measured: 1.17x -> 1.12x on a launch-bound CPU torch loop).
+        self._pyi = Profiler(interval=self.interval_ms / 1e3, async_mode="disabled", use_timing_thread=True)
+        before = time.perf_counter_ns()
+        self._pyi.start(caller_frame=caller, target_description=f"cnnprof run {session.run_dir.name}")
+        self._anchor_ns = _sampler_anchor_ns(before)
+        self._timeline = "pyinstrument"
 
     def stop(self, session: RunSession) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -378,11 +297,15 @@ class StackObserver:
                 records = pyi_session.frame_records
         elif self._sampler is not None:
             self._sampler.stop()
-            records = self._sampler.records
-            try:
-                pyi_session = self._sampler.session()
-            except Exception as exc:
-                errors.append(f"pyisession: {type(exc).__name__}: {exc}")
+            out["notes"] += self._sampler.notes
+            out["sampler_self_s"] = self._sampler.handler_ns / 1e9
+            out["sampler_overruns"] = self._sampler.overruns
+            records = self._sampler.records()
+            if len(records) <= PYISESSION_MAX_SAMPLES:
+                try:
+                    pyi_session = self._sampler.session(records)
+                except Exception as exc:
+                    errors.append(f"pyisession: {type(exc).__name__}: {exc}")
 
         run_dir = session.run_dir
         if records is not None:
@@ -396,7 +319,7 @@ class StackObserver:
                 out["anchor_ns"] = self._anchor_ns - session.t0_perf_ns
             except Exception as exc:
                 errors.append(f"samples: {type(exc).__name__}: {exc}")
-        if pyi_session is not None and len(records or ()) > PYISESSION_MAX_SAMPLES:
+        if records is not None and len(records) > PYISESSION_MAX_SAMPLES:
             out["notes"].append(
                 f"{schema.PYISESSION} left out: {len(records or ()):,} samples would make it about "
                 f"{len(records or ()) * PYISESSION_BYTES_PER_SAMPLE / 1e9:.1f} GB; {schema.SAMPLES} and "

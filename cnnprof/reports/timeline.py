@@ -1128,7 +1128,7 @@ def build_timeline(run: RunData) -> Timeline:
         why = (
             f"the run used --profiler {mode}"
             if mode in ("cprofile", "none")
-            else "samples.parquet or stacks.json is missing or empty; record with --profiler pyinstrument"
+            else "samples.parquet or stacks.json is missing or empty; record with --profiler sampler (the default)"
         )
         absent.append(f"no flame chart: no stack samples: {why}")
 

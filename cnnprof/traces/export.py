@@ -35,7 +35,7 @@ THREADS = {  # tid: (name, sort index)
     2: "steps (batch, data, forward, backward, optimizer)",
     3: "sync calls",
     4: "other spans",
-    10: "stack samples (pyinstrument, merged)",
+    10: "stack samples (merged)",
 }
 PHASE_KINDS = {"epoch", "train", "validation", "test", "single_inference"}
 STEP_KINDS = {"batch", "single", "data", "forward", "backward", "optimizer", "step"}
@@ -164,8 +164,9 @@ def speedscope_profile(run: RunData) -> dict[str, Any]:
     if len(intervals) == 0:
         raise UserError(
             f"{run.path}: no stack samples to export (the run used --profiler cprofile or none, "
-            "or samples.parquet is missing); record with --profiler pyinstrument"
+            "or samples.parquet is missing); record with --profiler sampler (the default)"
         )
+    sampled_by = (run.meta.get("profiler") or {}).get("timeline") or "stack samples"
     frames = []
     for i in range(len(funcs)):
         frame: dict[str, Any] = {"name": funcs.function[i]}
@@ -191,7 +192,7 @@ def speedscope_profile(run: RunData) -> dict[str, Any]:
         "profiles": [
             {
                 "type": "sampled",
-                "name": f"{run.label} (main thread, pyinstrument)",
+                "name": f"{run.label} (main thread, {sampled_by})",
                 "unit": "nanoseconds",
                 "startValue": int(intervals.start_ns[0]),
                 "endValue": int(intervals.end_ns.max()),
