@@ -298,6 +298,20 @@ def test_device_idle_fires_when_the_gpu_waits(tmp_path: Path) -> None:
     assert f.severity == "high" and "18%" in f.claim
 
 
+def test_device_idle_names_host_lines_but_not_imports(tmp_path: Path) -> None:
+    """A script's `import torch` line is start-up, not where the host keeps the GPU waiting."""
+    run = Run(tmp_path, "torch_cuda")
+    run.meta["kind"] = "script"
+    imp = run.frame("_find_and_load", "<frozen importlib._bootstrap>", 1, True)
+    import_line = run.frame("<module>", USER, 3)
+    work_line = run.frame("<module>", USER, 40)
+    run.sample([import_line, imp], 0, 3 * S)  # longer than the work: it would top the list
+    run.sample([work_line], 3 * S, 2 * S)
+    run.tel("gpu_util_pct", [(t, 10.0) for t, _ in util(5, busy=10)])
+    (f,) = by_id(diagnose(run.load()), "device-idle")
+    assert [(c.file, c.line) for c in f.call_sites] == [(USER, 40)]
+
+
 def test_device_idle_quiet_when_busy(tmp_path: Path) -> None:
     run = Run(tmp_path, "torch_cuda").epochs(2, 1.0).tel("gpu_util_pct", util(2, busy=85))
     assert by_id(diagnose(run.load()), "device-idle") == []

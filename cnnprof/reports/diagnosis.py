@@ -21,8 +21,11 @@ The rules read only the run directory (no torch, no mlx): a report can be rebuil
 Sync spans carry their device in `attrs` (`{"device": "cuda"}`, written by the sync hooks); spans
 without it (the loops' own coarse sync phase, hooks off) take the run's backend device. Where a
 sync was not hooked, long stack samples whose leaf is a torch C sync method (`Tensor.item`, ...)
-and that overlap no hooked span are counted too (torch only: nanobind functions such as `mx.eval`
-produce no C-call profiler events, so they never show up as a leaf; see profiler/sync.py).
+and that overlap no hooked span are counted too. That needs C functions as stack leaves, which
+only `--profiler pyinstrument` records (the default sampler sees Python frames only, so an
+unhooked sync is time on its calling line there), and works for torch only (nanobind functions
+such as `mx.eval` produce no C-call profiler events; see profiler/sync.py). The same holds for
+naming a host-to-device copy (`Tensor.to`) as input work from the samples alone.
 
 `CallSite.count` is the number of calls for span-based sites and the number of stack samples for
 sample-based ones (the evidence says which).
@@ -253,6 +256,11 @@ class _Samples:
 
     def stack_is_import(self, frames: list[_Frame]) -> bool:
         return any(f.file.startswith("<frozen importlib") for f in frames)
+
+    def in_window_not_importing(self, window: np.ndarray) -> np.ndarray:
+        """`in_window`, less the samples taken inside an import (start-up, not the workload)."""
+        imports = np.array(self.per_stack("stack_is_import", self.stack_is_import), dtype=bool)
+        return self.in_window(window) & ~imports[self.sid]
 
     def in_window(self, window: np.ndarray) -> np.ndarray:
         """Mask of samples whose midpoint lies in one of the window's intervals."""
@@ -659,8 +667,7 @@ def rule_input(ctx: _Context) -> list[Finding]:
     sampled_total_s = 0.0
     if not samples.empty:
         per_stack = samples.per_stack(f"input_site:{h2d}", lambda fr: _input_site(fr, h2d))
-        imports = np.array(samples.per_stack("stack_is_import", samples.stack_is_import), dtype=bool)
-        in_win = samples.in_window(ctx.window) & ~imports[samples.sid]
+        in_win = samples.in_window_not_importing(ctx.window)
         sampled_total_s = float(samples.dt[in_win].sum()) / 1e9
         # With data spans, name what ran inside them; without, every input sample in the window.
         if not data.empty:
@@ -715,7 +722,7 @@ def _hot_user_sites(ctx: _Context, window: np.ndarray) -> list[CallSite]:
     if samples.empty:
         return []
     per_stack = samples.per_stack("first_user", _first_user_frame)
-    mask = samples.in_window(window)
+    mask = samples.in_window_not_importing(window)
     agg: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0, 0.0])
     for sid, dt in zip(samples.sid[mask].tolist(), samples.dt[mask].tolist(), strict=False):
         frame = per_stack[sid]
