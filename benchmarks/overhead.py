@@ -4,10 +4,11 @@
         --base "--telemetry none --profiler none" --with "--telemetry auto --profiler none" \
         -- --train-images 4096 --epochs 3 --single-inference 0
 
-Runs A (base) and B (with) alternately, `--pairs` times each, as separate `cnnprof run`
-processes, so drift on a shared machine hits both sides alike. Per run it takes the median epoch
-time of epochs 2.. (epoch 1 pays start-up), then prints the median over runs of each side and
-their ratio B / A, and the ratio of each adjacent pair (their spread shows the noise).
+Runs A (base) and B (with), or A, B, C, ... with several `--with`, in rotation, `--pairs`
+rounds, as separate `cnnprof run` processes, so drift on a shared machine hits every side alike.
+Per run it takes the median epoch time of epochs 2.. (epoch 1 pays start-up), then prints the
+median over runs of each side and its ratio to A, and each round's ratios (their spread shows
+the noise).
 """
 
 from __future__ import annotations
@@ -38,29 +39,36 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--backend", default="torch_cpu")
-    parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument("--pairs", type=int, default=5, help="rounds: each side runs once per round")
     parser.add_argument("--base", default="--telemetry none --profiler none", help="options of side A")
-    parser.add_argument("--with", dest="with_", required=True, help="options of side B")
+    parser.add_argument(
+        "--with", dest="with_", action="append", required=True,
+        help="options of a side compared with A (repeat for B, C, ...: all run in rotation)",
+    )
     parser.add_argument("common", nargs=argparse.REMAINDER, help="after --: options for both sides")
     args = parser.parse_args()
     common = [a for a in args.common if a != "--"]
-    a_times: list[float] = []
-    b_times: list[float] = []
+    sides = [args.base, *args.with_]
+    names = [chr(ord("A") + i) for i in range(len(sides))]
+    times: list[list[float]] = [[] for _ in sides]
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.pairs):
-            a_times.append(one_run(args.backend, shlex.split(args.base) + common, Path(tmp) / f"a{i}"))
-            b_times.append(one_run(args.backend, shlex.split(args.with_) + common, Path(tmp) / f"b{i}"))
+            for name, options, side_times in zip(names, sides, times):
+                side_times.append(one_run(args.backend, shlex.split(options) + common, Path(tmp) / f"{name}{i}"))
             print(
-                f"pair {i + 1}: A {a_times[-1]:.4f} s  B {b_times[-1]:.4f} s  B/A {b_times[-1] / a_times[-1]:.3f}",
+                f"round {i + 1}: "
+                + "  ".join(f"{n} {t[-1]:.4f} s" for n, t in zip(names, times))
+                + "  "
+                + "  ".join(f"{n}/A {t[-1] / times[0][-1]:.3f}" for n, t in zip(names[1:], times[1:])),
                 flush=True,
             )
-    ratio = statistics.median(b_times) / statistics.median(a_times)
     print(f"machine: {platform.node()} {platform.processor() or platform.machine()}; backend {args.backend}")
-    print(f"A = {args.base!r}; B = {args.with_!r}; common = {' '.join(common)!r}")
-    print(
-        f"median epoch s: A {statistics.median(a_times):.4f}, B {statistics.median(b_times):.4f}; "
-        f"ratio B/A = {ratio:.3f} over {args.pairs} pairs"
-    )
+    print(f"common = {' '.join(common)!r}")
+    print(f"{args.pairs} rounds")
+    base = statistics.median(times[0])
+    for name, options, side_times in zip(names, sides, times):
+        median = statistics.median(side_times)
+        print(f"{name} = {options!r}: median epoch {median:.4f} s; {name}/A = {median / base:.3f}")
 
 
 if __name__ == "__main__":

@@ -14,8 +14,9 @@ While a run (or a profiled script) executes, the sync points of the frameworks a
 
 Each call records `("sync", <sync kind>, start_ns, end_ns, epoch, batch, "file:line", {"device": d})`
 straight into the run's `SpanRecorder` (one list append). benchmarks/sync_hook_cost.py measures
-the whole wrapper at 1.3-1.6 us per call on top of the original on a 16-core Xeon (Python 3.12)
-and 1.3-2.9 us on the 2-core development VM (Python 3.11, noisy); see its header.
+the whole wrapper at 1.1-1.3 us per call on top of the original on a 16-core Xeon (Python 3.12;
++2.2 us on a CUDA scalar's `.item()`, whose cost varies more) and 1.6-2.4 us on the 2-core
+development VM (Python 3.11, noisy); see its header.
 
 The caller is the first frame outside torch / torchvision / torchaudio / mlx / numpy and outside
 `cnnprof/profiler/` (this package's own machinery). cnnprof's training loops
@@ -60,9 +61,11 @@ Not hooked, and why (the stack samples still show them):
 * Functions bound before the hooks went in (`from mlx.core import eval`, `from torch.cuda import
   synchronize` executed earlier) keep calling the original.
 * Sample-based fallback: where a sync is not hooked, the diagnosis finds long stack samples whose
-  leaf is a torch C method (`TensorBase.item`, ...). This works for torch only: under Python 3.11
-  the profiler's `c_call` events fire for builtin functions and method descriptors but not for
-  nanobind callables, so an unhooked `mx.eval` shows as time on the calling line, not as a leaf.
+  leaf is a torch C method (`TensorBase.item`, ...). This needs `--profiler pyinstrument` (the
+  default signal sampler records Python frames only: the wait is time on the calling line) and
+  works for torch only: under Python 3.11 pyinstrument's `c_call` events fire for builtin
+  functions and method descriptors but not for nanobind callables, so an unhooked `mx.eval`
+  shows as time on the calling line, not as a leaf.
 
 GPUs: CI and the development machine have none, so the tests drive the CUDA paths with a tensor
 subclass that reports `is_cuda` and a fake `torch.cuda.synchronize` wrapped the same way. The
