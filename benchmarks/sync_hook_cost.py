@@ -7,13 +7,13 @@
 Part 1, hooks: the time of one call of each hooked sync point with and without the hooks, on
 objects that make the original as cheap as it gets (a CPU scalar tensor, an evaluated mlx array),
 so the difference is the hook: re-entrancy guard, two clock reads, the device test, the caller
-walk (one frame here) and one list append. Best of several repeats of many calls. The budget is
-3 us per call.
+walk (one frame here) and one list append. Plain and hooked blocks of many calls alternate; the
+figure is their median paired difference. The budget is 3 us per call.
 
-Part 2, profilers: a small CPU torch training loop (an MLP, a per-sample Python transform, a
-per-batch `.item()`), timed between the observer's start and stop under each `--profiler` mode,
-plus the time `stop` takes to write the files. Python 3.11 `both` = cProfile + the sampling
-thread (profiler/stacks.py says why).
+Part 2, profilers: a small CPU torch training loop (a small CNN, a DataLoader with default
+collate, a per-batch `.item()`) and a Python-heavy one, timed between the observer's start and
+stop under each `--profiler` mode, plus the time `stop` takes to write the files. `both` =
+cProfile + the signal sampler. Whole-run figures on the H100 are in docs/BENCHMARKS.md.
 
 Measured (2026-11; each figure moves by 10-30 % between runs on these shared machines):
 
@@ -28,11 +28,15 @@ Measured (2026-11; each figure moves by 10-30 % between runs on these shared mac
         mx.eval 1.83 us, array.item 1.74 us (earlier runs: 1.3-2.9 us)
 
     profilers (interval 1 ms), time added to the workload:
-                                        pyinstrument  cprofile  both
-      Xeon, py3.12, seed-style CNN loop      +5-10 %      ~0 %   ~0-15 %   (both = pyinstrument + cProfile)
-      Xeon, py3.12, Python-heavy loop      +105-114 %   +72-103 %  +146-198 %
-      VM, py3.11, seed-style CNN loop        +11-41 %    ~0-5 %    +6-9 %   (both = cProfile + thread sampler)
-      VM, py3.11, Python-heavy loop        +105-120 %   +69-92 %   +54-107 %
+                                        sampler  pyinstrument  cprofile  both
+      VM, py3.11, seed-style CNN loop      +1 %       +5 %        +2 %    +10 %   (2026-11-25)
+      VM, py3.11, Python-heavy loop        +5 %      +60 %       +66 %    +74 %
+    (both = sampler + cProfile) earlier, before the signal sampler (both = pyinstrument + cProfile on 3.12, cProfile + a
+    sampling thread on 3.11):
+      Xeon, py3.12, seed-style CNN loop      -       +5-10 %      ~0 %   ~0-15 %
+      Xeon, py3.12, Python-heavy loop        -     +105-114 %  +72-103 %  +146-198 %
+      VM, py3.11, seed-style CNN loop        -      +11-41 %    ~0-5 %    +6-9 %
+      VM, py3.11, Python-heavy loop          -     +105-120 %   +69-92 %  +54-107 %
     and for real: `cnnprof run --backend torch_cuda --loop seed` on the H100 (16,384 images,
     3 epochs, median epoch time, 3 A/B pairs each with benchmarks/overhead.py, --telemetry none):
     pyinstrument x1.31, both x1.16, cprofile x1.14 over --profiler none (the seed loop there is
