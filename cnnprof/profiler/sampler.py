@@ -27,6 +27,11 @@ What it sees, and what it does not (compared with pyinstrument):
   failing with EINTR; and Linux delivers a process-directed signal to the main thread when it
   can. Python's own calls in the main thread retry after EINTR (PEP 475).
 
+Where it ran: Linux only (CI and the development VM on Python 3.11, the H100 host on Python
+3.12, torch CPU and CUDA, mlx CPU). Never exercised on macOS, where setitimer and SIGALRM behave
+the same by POSIX, but whether Metal / MPS calls in flight tolerate the signal was not seen;
+`--profiler pyinstrument` is the way around it if they do not.
+
 Records come out in pyinstrument's frame-record format (`[identifier, ...], seconds`), so the
 conversion to samples.parquet / stacks.json and the raw `profile.pyisession` are shared with the
 pyinstrument path (profiler/stacks.py).
