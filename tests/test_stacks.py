@@ -301,3 +301,29 @@ def test_sampler_stacks_follow_a_generator_resumed_by_different_callers(tmp_path
     # both callers ran the generator for ~0.1 s; a stale parent would give one of them ~all of it
     assert seconds["resume_from_a"] == pytest.approx(0.1, rel=0.3)
     assert seconds["resume_from_b"] == pytest.approx(0.1, rel=0.3)
+
+
+def test_sampler_handler_recovers_from_an_interrupt_inside_it() -> None:
+    """Ctrl-C is handled between bytecodes, the handler's own included: the KeyboardInterrupt must
+    propagate, and sampling must go on (a script may catch it and carry on training)."""
+    from cnnprof.profiler.sampler import SignalSampler
+
+    class InterruptedFrame:  # a frame whose caller chain cannot be read: Ctrl-C arrives there
+        f_code = busy_alpha.__code__
+        f_lasti = 0
+
+        @property
+        def f_back(self) -> None:
+            raise KeyboardInterrupt
+
+    sampler = SignalSampler(0.001)
+    handler = sampler._make_handler()
+    handler(signal.SIGALRM, sys._getframe())
+    with pytest.raises(KeyboardInterrupt):
+        handler(signal.SIGALRM, InterruptedFrame())
+    handler(signal.SIGALRM, sys._getframe())
+    assert sampler.sample_count == 2
+    records = sampler.records()
+    # the same stack (but for the line in this test), rebuilt from scratch after the interrupt
+    assert records[0][0][:-1] == records[1][0][:-1]
+    assert "test_sampler_handler_recovers" in records[1][0][-1]

@@ -189,37 +189,46 @@ class SignalSampler:
                 self.overruns += 1
                 return
             running[0] = True
-            fresh = []
-            keep = -1  # index in `chain` of the deepest frame still on the stack
-            while frame is not None:
-                j = where.get(id(frame), -1)
-                if j >= 0 and chain[j] is frame:
-                    keep = j
-                    break
-                fresh.append(frame)
-                frame = frame.f_back
-            for gone in chain[keep + 1 :]:
-                where.pop(id(gone), None)
-            del chain[keep + 1 :]
-            del chain_key[2 * keep + 2 :]
-            if keep >= 0:
-                chain_key[2 * keep + 1] = chain[keep].f_lasti  # it may have moved on to another call
-            for new in reversed(fresh):
-                code = new.f_code
-                if not code.co_flags & resumable:
-                    where[id(new)] = len(chain)
-                chain.append(new)
-                chain_key.append(id(code))
-                chain_key.append(new.f_lasti)
-            stack = tuple(chain_key)
-            sid = stack_ids.get(stack)
-            if sid is None:
-                sid = stack_ids[stack] = len(stack_codes)
-                stack_codes.append((stack, [f.f_code for f in chain]))
-            add_stack(sid)
-            add_end(end)
-            self.handler_ns += now() - end
-            running[0] = False
+            try:
+                fresh = []
+                keep = -1  # index in `chain` of the deepest frame still on the stack
+                while frame is not None:
+                    j = where.get(id(frame), -1)
+                    if j >= 0 and chain[j] is frame:
+                        keep = j
+                        break
+                    fresh.append(frame)
+                    frame = frame.f_back
+                for gone in chain[keep + 1 :]:
+                    where.pop(id(gone), None)
+                del chain[keep + 1 :]
+                del chain_key[2 * keep + 2 :]
+                if keep >= 0:
+                    chain_key[2 * keep + 1] = chain[keep].f_lasti  # it may have moved on to another call
+                for new in reversed(fresh):
+                    code = new.f_code
+                    if not code.co_flags & resumable:
+                        where[id(new)] = len(chain)
+                    chain.append(new)
+                    chain_key.append(id(code))
+                    chain_key.append(new.f_lasti)
+                stack = tuple(chain_key)
+                sid = stack_ids.get(stack)
+                if sid is None:
+                    sid = stack_ids[stack] = len(stack_codes)
+                    stack_codes.append((stack, [f.f_code for f in chain]))
+                add_stack(sid)
+                add_end(end)
+            except BaseException:
+                # A KeyboardInterrupt (Ctrl-C is handled between bytecodes, this handler's too) can
+                # land mid-update: start the next sample from scratch, and let it propagate.
+                chain.clear()
+                chain_key.clear()
+                where.clear()
+                raise
+            finally:
+                self.handler_ns += now() - end
+                running[0] = False
 
         return on_sigalrm
 
