@@ -212,19 +212,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 # -- run ---------------------------------------------------------------------------------------
 def _observers(args: argparse.Namespace) -> list[Any]:
-    """The observers a run gets from its options. Started in this order, stopped in reverse: the
-    sampler outlives the hooks and the stack profiler, so it sees the whole run."""
-    from .profiler.observers import TelemetryObserver
-    from .profiler.stacks import StackObserver
-    from .profiler.sync import SyncHookObserver
-    from .profiler.telemetry.registry import check_interval, parse_sources
+    from .profiler.observers import standard_observers
 
-    parse_sources(args.telemetry)  # a wrong source name fails here, before the run directory exists
-    check_interval(args.telemetry_interval_ms)
-    observers: list[Any] = [TelemetryObserver(args.telemetry, args.telemetry_interval_ms), SyncHookObserver()]
-    if args.profiler != "none":
-        observers.append(StackObserver(args.profiler, args.profile_interval_ms))
-    return observers
+    return standard_observers(
+        profiler=args.profiler,
+        profile_interval_ms=args.profile_interval_ms,
+        telemetry=args.telemetry,
+        telemetry_interval_ms=args.telemetry_interval_ms,
+    )
 
 
 def _install_sigterm() -> None:
@@ -291,23 +286,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _explain(run_dir: Path, *, write_report: bool, open_report: bool) -> None:
-    """The end of a run: its findings in the terminal, then report.html (and a browser on it)."""
-    from .reports.diagnosis import diagnose, findings_table
-    from .traces import schema
-    from .traces.reader import RunData
+    from .reports.explain import explain
 
-    findings = diagnose(RunData(run_dir))
-    if findings:
-        console.print(findings_table(findings))
-    if write_report:
-        import webbrowser
-
-        from .reports.html import build_report
-
-        report = build_report([run_dir], run_dir / schema.REPORT)
-        console.print(f"report: {report}", markup=False)
-        if open_report:
-            webbrowser.open(report.resolve().as_uri())
+    explain(run_dir, show=True, write_report=write_report, open_report=open_report)
 
 
 # -- report, diagnose, export -----------------------------------------------------------------

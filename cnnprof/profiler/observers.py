@@ -1,4 +1,5 @@
-"""The telemetry sampler as a run observer (profiler/session.py's Observer protocol).
+"""The telemetry sampler as a run observer (profiler/session.py's Observer protocol), and the
+one list of observers every way into a run gets (`cnnprof run`, `cnnprof profile`, the API).
 
 The stack profiler and the sync hooks are observers of their own (stacks.py, sync.py).
 """
@@ -60,3 +61,21 @@ class TelemetryObserver:
                 continue
             for key, s in series.items():
                 metrics[f"energy_j.{key}"] = series_energy(s, *window)
+
+
+def standard_observers(
+    *, profiler: str, profile_interval_ms: float, telemetry: str, telemetry_interval_ms: int
+) -> list[Any]:
+    """The observers of a run from its options. Started in this order, stopped in reverse: the
+    sampler outlives the hooks and the stack profiler, so it sees the whole run. A wrong source
+    name or interval is a `UserError` here, before the run directory exists."""
+    from .stacks import StackObserver
+    from .sync import SyncHookObserver
+    from .telemetry.registry import check_interval, parse_sources
+
+    parse_sources(telemetry)
+    check_interval(telemetry_interval_ms)
+    observers: list[Any] = [TelemetryObserver(telemetry, telemetry_interval_ms), SyncHookObserver()]
+    if profiler != "none":
+        observers.append(StackObserver(profiler, profile_interval_ms))
+    return observers

@@ -1,0 +1,235 @@
+"""The Python API: observe a block of your own code as `cnnprof profile` observes a script.
+
+    import cnnprof
+
+    with cnnprof.profile(out="runs") as run:
+        for batch in loader:
+            train_step(batch)
+            cnnprof.step()            # optional: a step boundary the hooks can't see
+        with cnnprof.phase("eval"):
+            evaluate()
+    print(run.verdict, run.findings, run.run_dir)
+
+One block at a time per process: the stack sampler (a timer signal) and the sync hooks are
+process-wide, so a second `profile` while one is open, nested or from another thread, is an error
+rather than two runs that see each other's work.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import threading
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from .errors import UserError
+
+if TYPE_CHECKING:
+    from .profiler.session import RunSession
+    from .reports.findings import Finding
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_lock = threading.Lock()
+_active: Profile | None = None  # the open block, if any (what cnnprof.step() / phase() mark)
+
+
+class ProfileError(UserError, RuntimeError):
+    """A `cnnprof.profile` used out of turn: nested, concurrent, or read before it ran."""
+
+
+class Profile:
+    """Observe a block of code as `cnnprof profile` observes a script.
+
+    `with cnnprof.profile() as run:` around the code, or `@cnnprof.profile()` on a function (each
+    call is then its own run). The block gets the same observation as the command line: the stack
+    sampler, the host-device sync hooks, the step hooks and the telemetry process. At its end the
+    run directory (kind `block`) is written, diagnosed, and the findings printed and kept on the
+    returned object: `run.findings`, `run.run_dir`, `run.status`, `run.report`.
+
+    An exception inside the block still writes the run (status `failed`; Ctrl-C: `interrupted`)
+    and propagates. One block at a time per process: opening a second one while one is open
+    (nested, or from another thread) raises `ProfileError`.
+
+    Options:
+      out: the folder run directories are created in (default ./cnnprof-runs).
+      label: the run directory's suffix (default "block").
+      telemetry: hardware sources sampled in a separate process: "auto" (all that work here),
+        "none", or a comma list of powermetrics, nvml, procfs, rapl.
+      telemetry_interval_ms: the telemetry sampling interval, 10..5000 ms (default 100).
+      profiler: the call-stack profiler: "sampler" (cnnprof's timer-signal sampler, Python frames
+        only), "pyinstrument" (C functions too, costs on every Python call), "cprofile" (the
+        function table), "both" (sampler + cProfile) or "none".
+      profile_interval_ms: the stack sampling interval of sampler / pyinstrument (default 1 ms).
+      report: write report.html into the run directory at the end (default True).
+      show: print the findings (and where the report is) on stderr at the end (default True).
+      open_report: open the report in a browser at the end (default False).
+
+    Inside the block, `cnnprof.step()` (or `run.step()`) marks a step boundary where the hooks
+    cannot see one, and `with cnnprof.phase("eval"):` (or `run.phase`) records a named phase.
+    """
+
+    def __init__(
+        self,
+        out: str | Path = "cnnprof-runs",
+        *,
+        label: str = "block",
+        telemetry: str = "auto",
+        telemetry_interval_ms: int = 100,
+        profiler: str = "sampler",
+        profile_interval_ms: float = 1.0,
+        report: bool = True,
+        show: bool = True,
+        open_report: bool = False,
+    ) -> None:
+        from .profiler import PROFILER_MODES
+
+        if profiler not in PROFILER_MODES:
+            raise ProfileError(f"profiler={profiler!r} is not one of {', '.join(PROFILER_MODES)}")
+        if profile_interval_ms <= 0:
+            raise ProfileError(f"profile_interval_ms={profile_interval_ms} must be positive")
+        self._options: dict[str, Any] = {
+            "out": out,
+            "label": label,
+            "telemetry": telemetry,
+            "telemetry_interval_ms": telemetry_interval_ms,
+            "profiler": profiler,
+            "profile_interval_ms": profile_interval_ms,
+            "report": report,
+            "show": show,
+            "open_report": open_report,
+        }
+        self._session: RunSession | None = None
+        self._findings: list[Finding] | None = None
+        self.report: Path | None = None
+
+    # -- the block -----------------------------------------------------------------------------
+    def __enter__(self) -> Profile:
+        from .profiler.observers import standard_observers
+        from .profiler.session import RunSession, SessionOptions
+
+        global _active
+        o = self._options
+        if self._session is not None:
+            raise ProfileError("this cnnprof.profile() has already run; make a new one for another block")
+        with _lock:
+            if _active is not None:
+                raise ProfileError(
+                    f"a cnnprof.profile() block is already open (run directory {_active.run_dir}); "
+                    "profiles neither nest nor run concurrently: end that block first"
+                )
+            observers = standard_observers(
+                profiler=o["profiler"],
+                profile_interval_ms=o["profile_interval_ms"],
+                telemetry=o["telemetry"],
+                telemetry_interval_ms=o["telemetry_interval_ms"],
+            )
+            opts = SessionOptions(
+                out_root=Path(o["out"]),
+                kind="block",
+                label=o["label"],
+                argv=list(sys.argv),
+                config={k: o[k] for k in ("profiler", "profile_interval_ms", "telemetry", "telemetry_interval_ms")},
+            )
+            self._session = RunSession(opts, observers)
+            _active = self
+        try:
+            self._session.__enter__()
+        except BaseException:
+            _release(self)
+            raise
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        session = self._require_session()
+        try:
+            session.__exit__(exc_type, exc, tb)
+        finally:
+            _release(self)
+        if exc_type is not None:
+            if self._options["show"]:
+                from .terminal import error_line
+
+                error_line(
+                    f"the profiled block ended {self.status} ({exc_type.__name__}); what was recorded is "
+                    f"kept in {self.run_dir}"
+                )
+            return  # the exception propagates
+        from .reports.explain import explain
+
+        o = self._options
+        explanation = explain(session.run_dir, show=o["show"], write_report=o["report"], open_report=o["open_report"])
+        self._findings, self.report = explanation.findings, explanation.report
+
+    def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
+        """As a decorator: each call of `func` is its own run, with these options."""
+
+        @functools.wraps(func)
+        def observed(*args: P.args, **kwargs: P.kwargs) -> R:
+            with Profile(**self._options):
+                return func(*args, **kwargs)
+
+        return observed
+
+    # -- marks ---------------------------------------------------------------------------------
+    def step(self) -> None:
+        """Marks a step boundary now (steps are the spans between marks)."""
+        t = time.perf_counter_ns()
+        self._require_session().recorder.record("hook", "mark", t, t)
+
+    def phase(self, name: str) -> AbstractContextManager[Any]:
+        """`with run.phase("eval"):` records the block as a phase named `name`."""
+        return self._require_session().recorder.span("phase", name)
+
+    # -- results -------------------------------------------------------------------------------
+    @property
+    def run_dir(self) -> Path:
+        """The run directory (it exists from the block's start)."""
+        return self._require_session().run_dir
+
+    @property
+    def status(self) -> str:
+        """running, complete, failed or interrupted (as run.json says)."""
+        return str(self._require_session().meta.get("status", "running"))
+
+    @property
+    def findings(self) -> list[Finding]:
+        """The diagnosis of the run, most severe first (once the block ended normally)."""
+        if self._findings is None:
+            raise ProfileError(f"no findings: the block {'is still open' if self.status == 'running' else 'failed'}")
+        return self._findings
+
+    def _require_session(self) -> RunSession:
+        if self._session is None:
+            raise ProfileError("this cnnprof.profile() has not started: use it as `with cnnprof.profile() as run:`")
+        return self._session
+
+
+def _release(run: Profile) -> None:
+    global _active
+    with _lock:
+        if _active is run:
+            _active = None
+
+
+profile = Profile
+
+
+def step() -> None:
+    """Marks a step boundary in the open `cnnprof.profile()` block; does nothing outside one, so
+    the marks can stay in code that is not always profiled."""
+    run = _active
+    if run is not None:
+        run.step()
+
+
+def phase(name: str) -> AbstractContextManager[Any]:
+    """`with cnnprof.phase("eval"):` records a named phase in the open `cnnprof.profile()` block;
+    outside one it does nothing."""
+    run = _active
+    return run.phase(name) if run is not None else nullcontext()
