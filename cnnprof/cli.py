@@ -8,12 +8,15 @@ import signal
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .errors import UserError
 from .profiler import DEFAULT_PROFILER, PROFILER_MODES
 from .terminal import console, error_line
+
+if TYPE_CHECKING:
+    from .traces.record import Backend
 
 DATASET_CHOICES = ("mnist", "fashion-mnist", "cifar10", "cifar100", "synthetic", "synthetic-cifar")
 BACKEND_CHOICES = ("auto", "torch_cpu", "torch_mps", "torch_cuda", "mlx_gpu", "mlx_cpu")
@@ -279,7 +282,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"{session.run_dir} (set CNNPROF_DEBUG=1 for the traceback)"
         )
         return 1
-    console.print(summary_table(session.meta))
+    console.print(summary_table(session.record))
     _explain(session.run_dir, write_report=not args.no_report, open_report=args.open)
     print(session.run_dir)
     return 0
@@ -400,6 +403,7 @@ def add_profile_and_diagnose_parsers(sub: Any) -> None:
 def cmd_profile(args: argparse.Namespace) -> int:
     from .profiler.script import check_user_code, run_user_code, user_traceback
     from .profiler.session import RunSession, SessionOptions
+    from .traces.record import Script
 
     if args.module is not None:
         if not args.module:
@@ -417,10 +421,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
         kind="script",
         label=target if module else Path(target).stem,
         argv=sys.argv,
+        script=Script(path=target, module=module, argv=user_args),
         config={
-            "target": target,
-            "module": module,
-            "args": user_args,
             "profiler": args.profiler,
             "profile_interval_ms": args.profile_interval_ms,
             "telemetry": args.telemetry,
@@ -432,8 +434,11 @@ def cmd_profile(args: argparse.Namespace) -> int:
     console.print(f"cnnprof: profiling {target}, run directory {session.run_dir}", markup=False)
     try:
         with session:
-            code = run_user_code(target, user_args, module=module)
-            session.meta["exit_code"] = code
+            try:
+                code = run_user_code(target, user_args, module=module)
+                session.record.script.exit_code = code  # type: ignore[union-attr]
+            finally:  # a script that fails still used a backend
+                session.record.backend = _script_backend(session.recorder.rows)
     except KeyboardInterrupt:
         error_line(f"interrupted; what was recorded is kept in {session.run_dir}")
         return 130
@@ -445,6 +450,27 @@ def cmd_profile(args: argparse.Namespace) -> int:
     print(session.run_dir)
     return code
 
+
+def _script_backend(rows: list[tuple[Any, ...]]) -> Backend:
+    """The backend a script used (profiler/backend_detect.py), named as `cnnprof run` names them."""
+    from .models.backends import BACKENDS, probe_backend
+    from .profiler.backend_detect import detect_backend
+    from .traces.record import Backend
+
+    found = detect_backend(rows)
+    if found is None:
+        return Backend(detected=True)
+    framework, device = found
+    name = f"{framework}_{device}"
+    status = probe_backend(name) if name in BACKENDS else None
+    return Backend(
+        name=name,
+        framework=framework,
+        framework_version=status.framework_version if status else "",
+        device=device,
+        device_name=status.device_name if status and status.available else "",
+        detected=True,
+    )
 
 
 # -- doctor ------------------------------------------------------------------------------------

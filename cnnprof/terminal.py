@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from .traces.record import RunRecord
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -63,12 +66,10 @@ def _fmt(value: Any, spec: str, scale: float = 1.0, unit: str = "") -> str:
     return f"{value * scale if scale != 1.0 else value:{spec}}{unit}"
 
 
-def summary_table(meta: dict[str, Any]) -> Table:
+def summary_table(record: RunRecord) -> Table:
     """The closing table of `cnnprof run`: the study's figures for this run."""
-    s = meta.get("summary", {})
-    backend = meta.get("backend", {})
-    loop = meta.get("config", {}).get("loop")
-    title = f"{backend.get('name', '?')} ({backend.get('device_name', '')}), loop {loop}"
+    s = record.summary
+    title = f"{record.backend.name or '?'} ({record.backend.device_name}), loop {record.config.get('loop')}"
     table = Table(title=escape(title))
     table.add_column("figure")
     table.add_column("value", justify="right")

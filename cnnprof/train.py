@@ -12,6 +12,7 @@ from .errors import UserError
 from .models.backends import BackendStatus, resolve_backend
 from .models.loops.common import LoopConfig, LoopEvents
 from .profiler.session import RunSession, SessionOptions
+from .traces.record import Backend, Dataset, Model
 
 if TYPE_CHECKING:
     from .models.data import DatasetSplits
@@ -80,22 +81,23 @@ def execute_run(prepared: PreparedRun, session: RunSession, events: LoopEvents) 
     from .models.loops.common import run_training
 
     backend, data = prepared.backend, prepared.data
-    session.meta["backend"] = {
-        "name": backend.name,
-        "framework": backend.framework,
-        "framework_version": backend.framework_version,
-        "device": backend.device,
-        "device_name": backend.device_name,
-    }
-    session.meta["dataset"] = {
-        "name": data.name,
-        "train": len(data.y_train),
-        "validation": len(data.y_val),
-        "test": len(data.y_test),
-        "shape": [data.channels, data.height, data.width],
-        "classes": data.num_classes,
-    }
+    record = session.record
+    record.backend = Backend(
+        name=backend.name,
+        framework=backend.framework,
+        framework_version=backend.framework_version,
+        device=backend.device,
+        device_name=backend.device_name,
+    )
+    record.dataset = Dataset(
+        name=data.name,
+        train=len(data.y_train),
+        validation=len(data.y_val),
+        test=len(data.y_test),
+        shape=[data.channels, data.height, data.width],
+        classes=data.num_classes,
+    )
     trainer = make_trainer(backend.framework, backend.device, data, prepared.loop_config, session.recorder)
-    session.meta["model"] = {"name": "seed CNN", "parameters": trainer.parameters}
+    record.model = Model(name="seed CNN", parameters=trainer.parameters)
     session.write_meta()
     run_training(trainer, data, prepared.loop_config, session, events)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from cnnprof.traces import schema
+from cnnprof.traces.record import Backend, Dataset, Host, Model, RunRecord, Script, Telemetry, write_record
 from cnnprof.traces.writer import write_json, write_table
 
 HOSTILE_FUNCTION = "<img src=x onerror=alert(1)>"
@@ -396,8 +397,10 @@ def make_run(
     backend: str = "mlx_gpu",
     seed: int = 0,
     sync_share: float = 0.05,
+    script: Script | None = None,
 ) -> Path:
-    """Writes one synthetic run directory at `path` (created) and returns it."""
+    """Writes one synthetic run directory at `path` (created) and returns it; with `script`, the
+    run of a profiled script (no dataset, model, summary; backend detected)."""
     rng = np.random.default_rng(seed)
     path.mkdir(parents=True, exist_ok=True)
     spans = _spans(epochs, batches, val_batches, test_batches, single, int(batch_ms * MS), rng, sync_share)
@@ -475,63 +478,70 @@ def make_run(
     argv = ["cnnprof", "run", "--backend", backend, "--epochs", str(epochs)]
     if hostile:
         argv.append("--note=<b>bold</b><script>alert('argv')</script>")
-    meta = {
-        "schema_version": schema.SCHEMA_VERSION,
-        "cnnprof_version": "0.1.0",
-        "kind": "train",
-        "argv": argv,
-        "status": status,
-        "error": None if status == "complete" else "RuntimeError: <script>alert('error')</script> device lost",
-        "t0_perf_ns": 123_456_789_000,
-        "t0_unix_ns": 1_700_000_000_000_000_000,
-        "started": "2024-11-14T22:13:20",
-        "duration_ns": end_ns,
-        "host": {
-            "os": "Darwin 23.4",
-            "machine": "arm64",
-            "cpu_model": "Apple M2",
-            "logical_cpus": cores,
-            "p_cores": 4,
-            "e_cores": 4,
-            "ram_gb": 16.0,
-            "python": "3.11.7",
-        },
-        "config": {
-            "backend": backend,
-            "dataset": "synthetic",
-            "epochs": epochs,
-            "batch_size": 512,
-            "loop": "seed",
-            "sync_policy": "batch",
-            "single_inference": single,
-        },
-        "backend": {
-            "name": backend,
-            "framework": "mlx" if backend.startswith("mlx") else "torch",
-            "framework_version": "0.20.0",
-            "device": "gpu",
-            "device_name": "Apple M2 GPU",
-        },
-        "dataset": {
-            "name": "synthetic",
-            "train": n_train,
-            "validation": val_batches * 512,
-            "test": test_batches * 512,
-            "shape": [1, 28, 28],
-            "classes": 10,
-        },
-        "model": {"name": "seed CNN", "parameters": 659855},
-        "telemetry": {
-            "sources": {s: ("ok" if s in telemetry else reason) for s, reason in SOURCE_REASONS.items()},
-            "metrics": described,
-            "interval_ms": interval_ms,
-        },
-        "profiler": {
+    record = RunRecord(
+        t0_perf_ns=123_456_789_000,
+        kind="train" if script is None else "script",
+        status=status,
+        error=None if status == "complete" else "RuntimeError: <script>alert('error')</script> device lost",
+        cnnprof_version="0.1.0",
+        argv=argv if script is None else ["cnnprof", "profile", "--", script.path, *script.argv],
+        t0_unix_ns=1_700_000_000_000_000_000,
+        started="2024-11-14T22:13:20",
+        duration_ns=end_ns,
+        host=Host(
+            os="Darwin 23.4",
+            machine="arm64",
+            cpu_model="Apple M2",
+            logical_cpus=cores,
+            p_cores=4,
+            e_cores=4,
+            ram_gb=16.0,
+            python="3.11.7",
+        ),
+        config=(
+            {
+                "backend": backend,
+                "dataset": "synthetic",
+                "epochs": epochs,
+                "batch_size": 512,
+                "loop": "seed",
+                "sync_policy": "batch",
+                "single_inference": single,
+            }
+            if script is None
+            else {"profiler": "both", "telemetry": "auto"}
+        ),
+        script=script,
+        backend=Backend(
+            name=backend,
+            framework="mlx" if backend.startswith("mlx") else "torch",
+            framework_version="0.20.0",
+            device="gpu",
+            device_name="Apple M2 GPU",
+            detected=script is not None,
+        ),
+        dataset=Dataset(
+            name="synthetic",
+            train=n_train,
+            validation=val_batches * 512,
+            test=test_batches * 512,
+            shape=[1, 28, 28],
+            classes=10,
+        )
+        if script is None
+        else None,
+        model=Model(name="seed CNN", parameters=659855) if script is None else None,
+        telemetry=Telemetry(
+            sources={s: ("ok" if s in telemetry else reason) for s, reason in SOURCE_REASONS.items()},
+            metrics=described,
+            interval_ms=interval_ms,
+        ),
+        profiler={
             "mode": "both" if cprofile and samples else ("cprofile" if cprofile else "pyinstrument"),
             "interval_ms": sample_ms,
             "timeline": "pyinstrument" if samples else None,
         },
-        "summary": summarize(metric_rows, inf_rows),
-    }
-    write_json(path / schema.RUN_JSON, meta)
+        summary=summarize(metric_rows, inf_rows) if script is None else {},
+    )
+    write_record(path, record)
     return path

@@ -6,6 +6,7 @@ import base64
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,7 @@ from cnnprof.traces import schema
 from cnnprof.traces.energy import power_series, series_energy
 from cnnprof.traces.flame import call_tree, function_matrix, merge_samples, sample_intervals, stack_matrix
 from cnnprof.traces.reader import RunData, RunDirError
+from cnnprof.traces.record import Script
 from cnnprof.traces.writer import write_json
 
 PLOTLY_JS = plotly.offline.get_plotlyjs()
@@ -229,22 +231,67 @@ def test_interrupted_run_mid_epoch(tmp_path: Path):
 
 
 def test_script_run(tmp_path: Path):
-    run = make_run(tmp_path / "run", epochs=1)
-    meta = json.loads((run / "run.json").read_text())
-    meta.update(
-        kind="script",
-        argv=["cnnprof", "profile", "--", "train<x>.py", "--lr", "1"],
-        summary={},
-        config={"script": "train<x>.py"},
-        dataset={},
-        model={},
-    )
-    write_json(run / "run.json", meta)
+    script = Script(path="train<x>.py", argv=["--lr", "1"], exit_code=0)
+    run = make_run(tmp_path / "run", epochs=1, script=script, backend="torch_cuda")
     (run / schema.METRICS).unlink()
     (run / schema.INFERENCE).unlink()
     text = build_report([run], tmp_path / "r.html").read_text()
     assert "train&lt;x&gt;.py" in text and "train<x>.py" not in _ours(text)
     assert "a profiled script has no epochs" in text
+    cards = re.findall(r"<div class='card-title'>(.*?)</div><div class='card-value'>(.*?)</div>", text)
+    assert ("script", "<span class='mono'>train&lt;x&gt;.py</span>") in cards
+    assert ("backend", "torch_cuda") in cards
+    assert "epochs" not in dict(cards)
+    assert "<title>cnnprof: train&lt;x&gt;.py / torch_cuda</title>" in text
+
+
+def test_a_version_1_script_run_is_read_with_its_target(tmp_path: Path):
+    """Version 1 kept the target in config (target/args/module) and exit_code at the top level."""
+    run = make_run(tmp_path / "run", epochs=1, samples=False)
+    meta = json.loads((run / "run.json").read_text())
+    meta.update(
+        schema_version=1,
+        kind="script",
+        exit_code=3,
+        config={"target": "mine.py", "module": False, "args": ["-n", "2"], "profiler": "both"},
+        dataset={},
+        model={},
+        backend={},
+    )
+    write_json(run / "run.json", meta)
+    record = RunData(run).record
+    assert record.script == Script(path="mine.py", module=False, argv=["-n", "2"], exit_code=3)
+    assert record.config == {"profiler": "both"} and record.dataset is None and record.backend.name == ""
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"t0_perf_ns": "soon"}, "t0_perf_ns should be int, not str"),
+        ({"backend": {"name": 5}}, "backend.name should be str, not int"),
+        ({"status": "exploded"}, "status 'exploded' is none of running"),
+        ({"schema_version": 99}, "schema_version 99 is newer"),
+        ({"host": []}, "host should be an object"),
+    ],
+)
+def test_a_bad_run_json_is_one_line(tmp_path: Path, change: dict[str, Any], message: str):
+    run = make_run(tmp_path / "run", epochs=1, samples=False)
+    meta = json.loads((run / "run.json").read_text())
+    write_json(run / "run.json", {**meta, **change})
+    with pytest.raises(RunDirError, match=re.escape(message)) as err:
+        RunData(run)
+    assert "\n" not in str(err.value)
+
+
+def test_the_record_round_trips_with_fields_it_does_not_know(tmp_path: Path):
+    run = make_run(tmp_path / "run", epochs=1, samples=False)
+    meta = json.loads((run / "run.json").read_text())
+    meta["sync_hooks"] = {"devices": {"cuda": 3}}
+    meta["from_a_later_version"] = [1, 2]
+    write_json(run / "run.json", meta)
+    record = RunData(run).record
+    assert record.section("sync_hooks") == {"devices": {"cuda": 3}}
+    assert record.to_dict() == {**meta, "script": None}
 
 
 def test_report_command_default_paths(run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

@@ -17,7 +17,8 @@ from typing import Any, Protocol
 from .. import __version__
 from ..errors import UserError
 from ..traces import schema
-from ..traces.writer import write_json, write_table
+from ..traces.record import Host, RunRecord, Script, write_record
+from ..traces.writer import write_table
 from .host import host_info
 from .spans import SpanRecorder
 
@@ -40,6 +41,7 @@ class SessionOptions:
     label: str  # "<backend>-<dataset>" or the script's name: the run directory's suffix
     argv: list[str]
     config: dict[str, Any] = field(default_factory=dict)
+    script: Script | None = None  # what `cnnprof profile` runs
 
 
 def _make_run_dir(out_root: Path, label: str) -> Path:
@@ -72,7 +74,7 @@ class RunSession:
         self.recorder = SpanRecorder()
         self.metric_rows: list[dict[str, Any]] = []
         self.inference_rows: list[dict[str, Any]] = []
-        self.meta: dict[str, Any] = {}
+        self.record = RunRecord(t0_perf_ns=0)
         self.run_dir = _make_run_dir(opts.out_root, opts.label)
         self.t0_perf_ns = 0
         self._started: list[Observer] = []
@@ -81,26 +83,18 @@ class RunSession:
     def __enter__(self) -> RunSession:
         self.t0_perf_ns = time.perf_counter_ns()
         t0_unix_ns = time.time_ns()
-        self.meta = {
-            "schema_version": schema.SCHEMA_VERSION,
-            "cnnprof_version": __version__,
-            "kind": self.opts.kind,
-            "argv": self.opts.argv,
-            "status": "running",
-            "error": None,
-            "t0_perf_ns": self.t0_perf_ns,
-            "t0_unix_ns": t0_unix_ns,
-            "started": datetime.fromtimestamp(t0_unix_ns / 1e9).isoformat(timespec="seconds"),
-            "pid": os.getpid(),
-            "host": host_info(),
-            "config": self.opts.config,
-            "backend": {},
-            "dataset": {},
-            "model": {},
-            "telemetry": {"sources": {}, "metrics": {}},
-            "profiler": {},
-            "summary": {},
-        }
+        self.record = RunRecord(
+            t0_perf_ns=self.t0_perf_ns,
+            kind=self.opts.kind,
+            cnnprof_version=__version__,
+            argv=self.opts.argv,
+            t0_unix_ns=t0_unix_ns,
+            started=datetime.fromtimestamp(t0_unix_ns / 1e9).isoformat(timespec="seconds"),
+            pid=os.getpid(),
+            host=Host(**host_info()),
+            config=self.opts.config,
+            script=self.opts.script,
+        )
         self.write_meta()
         try:
             for observer in self.observers:
@@ -122,23 +116,24 @@ class RunSession:
             self._finish("failed", "".join(traceback.format_exception_only(exc_type, exc)).strip())
 
     def _finish(self, status: str, error: str | None) -> None:
-        self.meta["duration_ns"] = time.perf_counter_ns() - self.t0_perf_ns
+        record = self.record
+        record.duration_ns = time.perf_counter_ns() - self.t0_perf_ns
         # Observers stop in reverse order; one that fails must not cost the others' data.
         for observer in reversed(self._started):
             try:
-                self.meta[observer.name] = observer.stop(self)
+                record.set_section(observer.name, observer.stop(self))
             except Exception as exc:  # recorded, never raised: the run's own outcome matters more
-                self.meta[observer.name] = {"error": f"{type(exc).__name__}: {exc}"}
+                record.set_section(observer.name, {"error": f"{type(exc).__name__}: {exc}"})
         self._started.clear()
-        self.meta["status"] = status
-        self.meta["error"] = error
+        record.status = status
+        record.error = error
         self.write_tables()
-        self.meta["summary"] = summarize(self.metric_rows, self.inference_rows)
+        record.summary = summarize(self.metric_rows, self.inference_rows)
         self.write_meta()
 
     # -- writing -----------------------------------------------------------------------------
     def write_meta(self) -> None:
-        write_json(self.run_dir / schema.RUN_JSON, self.meta)
+        write_record(self.run_dir, self.record)
 
     def write_tables(self) -> None:
         """Writes spans, metrics and inference as they are now (also called at each epoch's end,

@@ -9,7 +9,6 @@ escaped for where it lands (text.py); the page's script builds its DOM with `tex
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Sequence
 from datetime import datetime
 from importlib import resources
@@ -177,50 +176,46 @@ def pretty_source(key: str) -> str:
 
 # -- the run report ------------------------------------------------------------------------------
 def summary_cards(run: RunData) -> str:
-    meta, s = run.meta, run.meta.get("summary") or {}
-    backend, dataset = meta.get("backend") or {}, meta.get("dataset") or {}
-    cfg, model = meta.get("config") or {}, meta.get("model") or {}
+    rec, s = run.record, run.record.summary
+    backend, dataset, model, cfg = rec.backend, rec.dataset, rec.model, rec.config
     cards = []
-    if meta.get("kind") == "script":
-        argv = meta.get("script_argv") or cfg.get("script_argv") or meta.get("argv") or []
+    if rec.script is not None:
         cards.append(
             card(
-                "script",
-                f"<span class='mono'>{esc(cfg.get('script') or (argv[0] if argv else '?'))}</span>",
-                esc(" ".join(str(a) for a in argv[1:])[:200]),
+                "module" if rec.script.module else "script",
+                f"<span class='mono'>{esc(rec.script.name)}</span>",
+                esc(" ".join([rec.script.path, *rec.script.argv])[:200]),
             )
         )
+    detected = " · detected from the script" if backend.detected else ""
     cards.append(
         card(
             "backend",
-            esc(backend.get("name") or cfg.get("backend") or "?"),
-            esc(" ".join(str(x) for x in (backend.get("framework"), backend.get("framework_version")) if x)),
+            esc(backend.name or cfg.get("backend") or "?"),
+            esc(" ".join(x for x in (backend.framework, backend.framework_version) if x) + detected),
         )
     )
     cards.append(
         card(
             "device",
-            esc(backend.get("device_name") or backend.get("device") or "?"),
-            esc((meta.get("host") or {}).get("cpu_model") or ""),
+            esc(backend.device_name or backend.device or "?"),
+            esc(backend.device if backend.device_name else rec.host.cpu_model),
         )
     )
-    if dataset:
-        shape = "×".join(str(x) for x in dataset.get("shape") or [])
+    if dataset is not None:
+        shape = "×".join(str(x) for x in dataset.shape)
         cards.append(
             card(
                 "dataset",
-                esc(dataset.get("name") or cfg.get("dataset") or "?"),
+                esc(dataset.name or cfg.get("dataset") or "?"),
                 esc(
-                    f"{dataset.get('train', '?'):,} train · {dataset.get('validation', '?'):,} val · "
-                    f"{dataset.get('test', '?'):,} test · {shape}"
-                    if isinstance(dataset.get("train"), int)
-                    else shape
+                    f"{dataset.train:,} train · {dataset.validation:,} val · {dataset.test:,} test · {shape}"
                 ),
             )
         )
-    if model.get("parameters"):
-        cards.append(card("parameters", fmt(model["parameters"], ",.0f"), esc(model.get("name") or "")))
-    if s.get("epochs_completed") is not None or cfg.get("epochs"):
+    if model is not None and model.parameters:
+        cards.append(card("parameters", fmt(model.parameters, ",.0f"), esc(model.name)))
+    if rec.kind == "train":
         planned = cfg.get("epochs")
         done = s.get("epochs_completed")
         sub = " · ".join(
@@ -270,7 +265,7 @@ def summary_cards(run: RunData) -> str:
             )
         )
     # Energy of training, per power source, and per training image.
-    images = (dataset.get("train") or 0) * (s.get("epochs_completed") or 0)
+    images = (dataset.train if dataset else 0) * (s.get("epochs_completed") or 0)
     for key in sorted(k.removeprefix("train_energy_j.") for k in s if k.startswith("train_energy_j.")):
         joules = s.get(f"train_energy_j.{key}")
         if joules is None:
@@ -284,11 +279,12 @@ def summary_cards(run: RunData) -> str:
                 "energy",
             )
         )
-    if meta.get("duration_ns"):
-        cards.append(card("wall time", fmt(meta["duration_ns"] / 1e9, ",.1f", " s"), esc(meta.get("started") or "")))
-    status = meta.get("status")
-    if status != "complete":
-        cards.append(card("status", esc(status), esc(meta.get("error") or ""), "warn"))
+    if rec.duration_ns:
+        cards.append(card("wall time", fmt(rec.duration_ns / 1e9, ",.1f", " s"), esc(rec.started)))
+    if rec.script is not None and rec.script.exit_code:
+        cards.append(card("exit code", esc(rec.script.exit_code), "the script's sys.exit", "warn"))
+    if rec.status != "complete":
+        cards.append(card("status", esc(rec.status), esc(rec.error or ""), "warn"))
     return "<div class='cards'>" + "".join(cards) + "</div>"
 
 
@@ -297,13 +293,13 @@ def epochs_section(run: RunData, figures: dict[str, Any]) -> str:
     if m.empty or "epoch" not in m:
         why = (
             "a profiled script has no epochs"
-            if run.meta.get("kind") == "script"
+            if run.record.kind != "train"
             else "no per-epoch metrics were recorded"
         )
         return f"<p class='muted'>{esc(why)}.</p>"
     m = m.sort_values("epoch")
     ekeys = energy_keys(run)
-    train_images = (run.meta.get("dataset") or {}).get("train") or 0
+    train_images = run.record.dataset.train if run.record.dataset else 0
     headers = ["epoch", "train loss", "train acc", "val loss", "val acc", "epoch s", "images/s", "peak memory MiB"]
     headers += [f"J {pretty_source(k)}" for k in ekeys]
     headers += [f"mJ/image {pretty_source(k)}" for k in ekeys] if train_images else []
@@ -428,7 +424,7 @@ def inference_section(run: RunData, figures: dict[str, Any]) -> str:
     if inf.empty or "kind" not in inf:
         why = (
             "a profiled script has no inference phase"
-            if run.meta.get("kind") == "script"
+            if run.record.kind != "train"
             else "no inference timings were recorded"
         )
         return f"<p class='muted'>{esc(why)}.</p>"
@@ -502,7 +498,7 @@ def inference_section(run: RunData, figures: dict[str, Any]) -> str:
 def hot_section(run: RunData, notes: list[str]) -> str:
     path = run.path / schema.PSTATS
     if not path.exists():
-        mode = (run.meta.get("profiler") or {}).get("mode")
+        mode = run.record.profiler.get("mode")
         return (
             f"<p class='muted'>cProfile did not run{f' (--profiler {esc(mode)})' if mode else ''}: "
             "run with --profiler cprofile or both for this table.</p>"
@@ -533,27 +529,27 @@ def hot_section(run: RunData, notes: list[str]) -> str:
 
 
 def details_section(run: RunData) -> str:
-    meta = run.meta
+    rec = run.record
     rows = []
 
     def kv(k: str, v: Any) -> None:
         rows.append(f"<tr><th>{esc(k)}</th><td class='mono'>{esc(v)}</td></tr>")
 
     kv("run directory", str(run.path))
-    kv("command", " ".join(str(a) for a in meta.get("argv") or []))
-    kv("status", f"{meta.get('status')}" + (f": {meta['error']}" if meta.get("error") else ""))
-    host = meta.get("host") or {}
-    kv("host", ", ".join(f"{k} {v}" for k, v in host.items() if v not in (None, "")))
-    kv("config", ", ".join(f"{k}={v}" for k, v in (meta.get("config") or {}).items() if v is not None))
-    for source, state in ((meta.get("telemetry") or {}).get("sources") or {}).items():
+    kv("command", " ".join(rec.argv))
+    if rec.script is not None:
+        kv("script command", " ".join([rec.script.path, *rec.script.argv]))
+    kv("status", rec.status + (f": {rec.error}" if rec.error else ""))
+    kv("host", ", ".join(f"{k} {v}" for k, v in vars(rec.host).items() if v not in (None, "")))
+    kv("config", ", ".join(f"{k}={v}" for k, v in rec.config.items() if v is not None))
+    for source, state in rec.telemetry.sources.items():
         kv(f"telemetry: {source}", state)
-    prof = meta.get("profiler") or {}
-    if prof:
+    if rec.profiler:
         kv(
             "profiler",
-            ", ".join(f"{k}={v}" for k, v in prof.items() if k not in ("files",) and v not in (None, [], "")),
+            ", ".join(f"{k}={v}" for k, v in rec.profiler.items() if k not in ("files",) and v not in (None, [], "")),
         )
-    kv("cnnprof", f"{meta.get('cnnprof_version', '?')} (report by {__version__})")
+    kv("cnnprof", f"{rec.cnnprof_version or '?'} (report by {__version__})")
     return "<table class='kv'>" + "".join(rows) + "</table>"
 
 
@@ -610,8 +606,8 @@ def render_run(run: RunData) -> str:
     label = run.label
     body = f"""
 <header><h1>cnnprof report <span class='sub'>{esc(label)}</span></h1>
-<p class='muted mono'>{esc(run.path.name)} · {esc(run.meta.get("started") or "")} · \
-status {esc(run.meta.get("status"))}</p></header>
+<p class='muted mono'>{esc(run.path.resolve().name)} · {esc(run.record.started)} · \
+status {esc(run.record.status)}</p></header>
 {("<section class='missing'><h2>What is missing</h2>" + notes_html(missing) + "</section>") if missing else ""}
 <section><h2>Summary</h2>{cards}</section>
 <section><h2>Findings</h2>{findings_html(findings, why_none)}</section>
@@ -651,6 +647,3 @@ def page(title: str, body: str, data: dict[str, Any]) -> str:
 </body></html>
 """
 
-
-def median_or_none(values: list[float]) -> float | None:
-    return statistics.median(values) if values else None

@@ -15,43 +15,29 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
-from ..errors import UserError
 from . import schema
+from .record import RunDirError, RunRecord, read_record
 
-
-class RunDirError(UserError):
-    """The path is not a readable run directory."""
+__all__ = ["RunData", "RunDirError"]
 
 
 class RunData:
-    """One run directory: `meta` (run.json) and its tables as pandas DataFrames."""
+    """One run directory: `record` (run.json) and its tables as pandas DataFrames."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.notes: list[str] = []
         if not self.path.is_dir():
             raise RunDirError(f"{self.path}: no such run directory (pass a folder written by `cnnprof run`)")
-        meta_path = self.path / schema.RUN_JSON
-        try:
-            self.meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise RunDirError(
-                f"{self.path}: no {schema.RUN_JSON}, so this is not a cnnprof run directory"
-            ) from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise RunDirError(f"{meta_path}: unreadable ({exc}); the run directory is corrupt") from None
-        if not isinstance(self.meta, dict) or "t0_perf_ns" not in self.meta:
-            raise RunDirError(f"{meta_path}: not a cnnprof run.json (no t0_perf_ns)")
-        version = self.meta.get("schema_version", 0)
-        if version > schema.SCHEMA_VERSION:
-            raise RunDirError(
-                f"{self.path}: schema_version {version} is newer than this cnnprof reads "
-                f"({schema.SCHEMA_VERSION}); upgrade cnnprof"
-            )
-        status = self.meta.get("status")
-        if status != "complete":
-            error = self.meta.get("error")
-            self.notes.append(f"run status is {status!r}" + (f": {error}" if error else ""))
+        self.record: RunRecord = read_record(self.path)
+        if self.record.status != "complete":
+            error = self.record.error
+            self.notes.append(f"run status is {self.record.status!r}" + (f": {error}" if error else ""))
+
+    @cached_property
+    def meta(self) -> dict[str, Any]:
+        """The record as run.json's dict (validated and upgraded), for code that reads keys."""
+        return self.record.to_dict()
 
     def _table(self, name: str, what: str) -> pd.DataFrame:
         path = self.path / name
@@ -98,23 +84,11 @@ class RunData:
 
     @property
     def label(self) -> str:
-        cfg = self.meta.get("config", {})
-        parts = [self.meta.get("backend", {}).get("name") or cfg.get("backend", "?")]
-        if cfg.get("loop"):
-            parts.append(cfg["loop"])
-        if cfg.get("sync"):  # only when --sync overrode the loop's own policy
-            parts.append(f"sync {cfg['sync']}")
-        if cfg.get("dataset"):
-            parts.append(cfg["dataset"])
-        return " / ".join(str(p) for p in parts)
+        return self.record.label
 
     @property
     def duration_ns(self) -> int:
         spans = self.spans
         if not spans.empty:
             return int(spans["end_ns"].max())
-        return int(self.meta.get("duration_ns") or 0)
-
-
-def load_run(path: str | Path) -> RunData:
-    return RunData(path)
+        return int(self.record.duration_ns or 0)

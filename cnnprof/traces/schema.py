@@ -1,4 +1,6 @@
-"""The run directory: file names and table schemas (DESIGN.md, "The run directory").
+"""The run directory: file names and table schemas (docs/ARCHITECTURE.md, "The run directory").
+
+run.json itself is the typed record in record.py.
 
 Every time column is nanoseconds of `time.perf_counter_ns()` relative to `run.json`'s `t0_perf_ns`.
 """
@@ -7,7 +9,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # of run.json (record.py); 2: a script's target moved into `script`
 
 RUN_JSON = "run.json"
 SPANS = "spans.parquet"
