@@ -195,7 +195,7 @@ class Profile:
     @property
     def status(self) -> str:
         """running, complete, failed or interrupted (as run.json says)."""
-        return str(self._require_session().meta.get("status", "running"))
+        return self._require_session().record.status
 
     @property
     def findings(self) -> list[Finding]:
