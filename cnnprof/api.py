@@ -21,8 +21,8 @@ import functools
 import sys
 import threading
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -36,7 +36,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _lock = threading.Lock()
-_active: Profile | None = None  # the open block, if any (what cnnprof.step() / phase() mark)
+_active: RunSession | None = None  # the run observing this process, if any (what step() / phase() mark)
 
 
 class ProfileError(UserError, RuntimeError):
@@ -113,16 +113,11 @@ class Profile:
         from .profiler.observers import standard_observers
         from .profiler.session import RunSession, SessionOptions
 
-        global _active
         o = self._options
         if self._session is not None:
             raise ProfileError("this cnnprof.profile() has already run; make a new one for another block")
-        with _lock:
-            if _active is not None:
-                raise ProfileError(
-                    f"a cnnprof.profile() block is already open (run directory {_active.run_dir}); "
-                    "profiles neither nest nor run concurrently: end that block first"
-                )
+
+        def make() -> RunSession:
             observers = standard_observers(
                 profiler=o["profiler"],
                 profile_interval_ms=o["profile_interval_ms"],
@@ -136,12 +131,13 @@ class Profile:
                 argv=list(sys.argv),
                 config={k: o[k] for k in ("profiler", "profile_interval_ms", "telemetry", "telemetry_interval_ms")},
             )
-            self._session = RunSession(opts, observers)
-            _active = self
+            return RunSession(opts, observers)
+
+        self._session = session = _claim(make)
         try:
-            self._session.__enter__()
+            session.__enter__()
         except BaseException:
-            _release(self)
+            _release(session)
             raise
         return self
 
@@ -150,7 +146,7 @@ class Profile:
         try:
             session.__exit__(exc_type, exc, tb)
         finally:
-            _release(self)
+            _release(session)
         if exc_type is not None:
             if self._options["show"]:
                 from .terminal import error_line
@@ -179,8 +175,7 @@ class Profile:
     # -- marks ---------------------------------------------------------------------------------
     def step(self) -> None:
         """Marks a step boundary now (steps are the spans between marks)."""
-        t = time.perf_counter_ns()
-        self._require_session().recorder.record("hook", "mark", t, t)
+        _mark(self._require_session())
 
     def phase(self, name: str) -> AbstractContextManager[Any]:
         """`with run.phase("eval"):` records the block as a phase named `name`."""
@@ -210,26 +205,55 @@ class Profile:
         return self._session
 
 
-def _release(run: Profile) -> None:
+def _claim(make: Callable[[], RunSession]) -> RunSession:
+    """Makes the session (and its run directory) only if no other run observes this process."""
     global _active
     with _lock:
-        if _active is run:
+        if _active is not None:
+            raise ProfileError(
+                f"cnnprof is already observing this process (run directory {_active.run_dir}); "
+                "profiles neither nest nor run concurrently: end that block first"
+            )
+        _active = make()
+        return _active
+
+
+def _release(session: RunSession) -> None:
+    global _active
+    with _lock:
+        if _active is session:
             _active = None
+
+
+@contextmanager
+def observing(session: RunSession) -> Iterator[None]:
+    """Makes a session that the command line opened the one `cnnprof.step()` and
+    `cnnprof.phase()` mark (`cnnprof profile` runs the user's script inside it)."""
+    _claim(lambda: session)
+    try:
+        yield
+    finally:
+        _release(session)
 
 
 profile = Profile
 
 
 def step() -> None:
-    """Marks a step boundary in the open `cnnprof.profile()` block; does nothing outside one, so
-    the marks can stay in code that is not always profiled."""
-    run = _active
-    if run is not None:
-        run.step()
+    """Marks a step boundary in the run observing this process (a `cnnprof.profile()` block or
+    `cnnprof profile`); does nothing outside one, so the marks can stay in code that is not always
+    profiled."""
+    if (session := _active) is not None:
+        _mark(session)
+
+
+def _mark(session: RunSession) -> None:
+    t = time.perf_counter_ns()
+    session.recorder.record("hook", "mark", t, t)
 
 
 def phase(name: str) -> AbstractContextManager[Any]:
-    """`with cnnprof.phase("eval"):` records a named phase in the open `cnnprof.profile()` block;
+    """`with cnnprof.phase("eval"):` records a named phase in the run observing this process;
     outside one it does nothing."""
-    run = _active
-    return run.phase(name) if run is not None else nullcontext()
+    session = _active
+    return session.recorder.span("phase", name) if session is not None else nullcontext()

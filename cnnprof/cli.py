@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -137,6 +139,15 @@ def add_training_options(p: argparse.ArgumentParser, *, single_backend: bool = T
     )
 
 
+def add_live_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--live",
+        action="store_true",
+        help="show a live panel while the run goes (GPU, CPU, power, memory, steps/s, syncs/s, the "
+        "verdict so far); without a terminal, the usual line output",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cnnprof",
@@ -157,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_observation_options(run)
     run.add_argument("--open", action="store_true", help="open the report in a browser at the end")
     run.add_argument("--no-report", action="store_true", help="skip report.html (diagnose still works)")
+    add_live_option(run)
     run.set_defaults(handler=cmd_run)
 
     report = sub.add_parser(
@@ -237,7 +249,7 @@ def _install_sigterm() -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from .models.loops.common import LoopConfig
     from .profiler.session import RunSession
-    from .terminal import ProgressEvents, summary_table
+    from .terminal import summary_table
     from .train import RunRequest, execute_run, prepare_run
 
     request = RunRequest(
@@ -269,7 +281,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         markup=False,
     )
     try:
-        with ProgressEvents(args.epochs) as events, session:
+        with session, _run_events(args, session) as events:
             execute_run(prepared, session, events)
     except KeyboardInterrupt:
         error_line(f"interrupted; what was recorded is kept in {session.run_dir}")
@@ -286,6 +298,35 @@ def cmd_run(args: argparse.Namespace) -> int:
     _explain(session.run_dir, write_report=not args.no_report, open_report=args.open)
     print(session.run_dir)
     return 0
+
+
+def _wants_live(args: argparse.Namespace) -> bool:
+    """--live draws a panel only on a terminal; elsewhere (a log, a pipe) the usual lines."""
+    return bool(args.live) and console.is_terminal
+
+
+def _live_view(args: argparse.Namespace, session: Any) -> contextlib.AbstractContextManager[Any]:
+    if not _wants_live(args):
+        return contextlib.nullcontext()
+    from .live.view import LiveView
+
+    return LiveView(session, console)
+
+
+@contextlib.contextmanager
+def _run_events(args: argparse.Namespace, session: Any) -> Iterator[Any]:
+    """`cnnprof run`'s loop events: the progress bars, or with --live the panel (rich shows one
+    live display at a time, so the panel carries the position instead)."""
+    if not _wants_live(args):
+        from .terminal import ProgressEvents
+
+        with ProgressEvents(args.epochs) as events:
+            yield events
+        return
+    from .live.view import LiveEvents, LiveView
+
+    with LiveView(session, console) as view:
+        yield LiveEvents(args.epochs, view)
 
 
 def _explain(run_dir: Path, *, write_report: bool, open_report: bool) -> None:
@@ -329,6 +370,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .traces.export import export_command
 
     print(export_command(args.run_dir, args.format, args.output))
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from .live.view import watch
+
+    state = watch(args.run_dir, console)
+    console.print(f"cnnprof watch: the run is {state.status}: {args.run_dir}", markup=False)
     return 0
 
 
@@ -384,6 +433,7 @@ def add_profile_and_diagnose_parsers(sub: Any) -> None:
     add_observation_options(profile)
     profile.add_argument("--open", action="store_true", help="open the report in a browser at the end")
     profile.add_argument("--no-report", action="store_true", help="skip report.html (diagnose still works)")
+    add_live_option(profile)
     profile.add_argument(
         "-m",
         dest="module",
@@ -399,8 +449,19 @@ def add_profile_and_diagnose_parsers(sub: Any) -> None:
     diagnose.add_argument("--json", action="store_true", help="print the findings as a JSON list instead of a table")
     diagnose.set_defaults(handler=cmd_diagnose)
 
+    watch = sub.add_parser(
+        "watch",
+        help="follow a run started elsewhere in the live panel, until it ends",
+        description="Shows the live panel (telemetry, steps, syncs, the verdict so far) of a run that "
+        "another process is recording, until its status leaves `running`; without a terminal, one "
+        "line every few seconds.",
+    )
+    watch.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    watch.set_defaults(handler=cmd_watch)
+
 
 def cmd_profile(args: argparse.Namespace) -> int:
+    from .api import observing
     from .profiler.script import check_user_code, run_user_code, user_traceback
     from .profiler.session import RunSession, SessionOptions
     from .traces.record import Script
@@ -433,7 +494,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     session = RunSession(opts, observers)
     console.print(f"cnnprof: profiling {target}, run directory {session.run_dir}", markup=False)
     try:
-        with session:
+        with session, observing(session), _live_view(args, session):
             try:
                 code = run_user_code(target, user_args, module=module)
                 session.record.script.exit_code = code  # type: ignore[union-attr]

@@ -53,11 +53,16 @@ class ProgressEvents:
         self.progress.advance(self.task)
 
     def epoch_finished(self, row: dict[str, Any]) -> None:
-        self.progress.console.print(
-            f"epoch {row['epoch']}/{self.epochs}: {row['epoch_s']:.2f} s, {row['images_per_s']:,.0f} img/s, "
-            f"train loss {row['train_loss']:.4f} acc {100 * row['train_acc']:.1f} %, "
-            f"val loss {row['val_loss']:.4f} acc {100 * row['val_acc']:.1f} %"
-        )
+        self.progress.console.print(epoch_line(row, self.epochs))
+
+
+def epoch_line(row: dict[str, Any], epochs: int) -> str:
+    """The line a finished epoch prints (under the progress bar or the live panel)."""
+    return (
+        f"epoch {row['epoch']}/{epochs}: {row['epoch_s']:.2f} s, {row['images_per_s']:,.0f} img/s, "
+        f"train loss {row['train_loss']:.4f} acc {100 * row['train_acc']:.1f} %, "
+        f"val loss {row['val_loss']:.4f} acc {100 * row['val_acc']:.1f} %"
+    )
 
 
 def _fmt(value: Any, spec: str, scale: float = 1.0, unit: str = "") -> str:

@@ -75,7 +75,7 @@ def test_exception_inside_the_block_saves_a_failed_run_and_propagates(runs_dir: 
 
 def test_nested_and_concurrent_blocks_are_refused(runs_dir: Path) -> None:
     with cnnprof.profile(out=runs_dir, **QUIET) as outer:
-        with pytest.raises(ProfileError, match="already open"), cnnprof.profile(out=runs_dir, **QUIET):
+        with pytest.raises(ProfileError, match="already observing"), cnnprof.profile(out=runs_dir, **QUIET):
             pass
         errors: list[BaseException] = []
 
@@ -141,3 +141,28 @@ def test_import_stays_cheap() -> None:
     )
     subprocess.run([sys.executable, "-c", code], check=True)
     assert callable(cnnprof.profile) and "load_ipython_extension" in dir(cnnprof)
+
+
+def test_marks_reach_a_script_under_cnnprof_profile(
+    runs_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cnnprof.cli import main
+
+    script = tmp_path / "marks.py"
+    script.write_text(
+        "import cnnprof\n"
+        "for _ in range(4):\n"
+        "    cnnprof.step()\n"
+        "with cnnprof.phase('eval'):\n"
+        "    pass\n"
+        "try:\n"
+        "    cnnprof.profile().__enter__()\n"
+        "except cnnprof.ProfileError as exc:\n"
+        "    print('refused:', exc)\n"
+    )
+    argv = ["profile", "--telemetry", "none", "--profiler", "none", "--no-report", "--out", str(runs_dir)]
+    assert main([*argv, "--", str(script)]) == 0
+    assert "refused: cnnprof is already observing this process" in capsys.readouterr().out
+    spans = _spans(only_run_dir(runs_dir))
+    assert (spans["name"] == "mark").sum() == 4 and spans["kind"].tolist().count("phase") == 1
+    cnnprof.step()  # the script's run has ended: nothing observes the process any more
