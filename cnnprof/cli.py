@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 DATASET_CHOICES = ("mnist", "fashion-mnist", "cifar10", "cifar100", "synthetic", "synthetic-cifar")
 BACKEND_CHOICES = ("auto", "torch_cpu", "torch_mps", "torch_cuda", "mlx_gpu", "mlx_cpu")
+LOOP_CHOICES = ("seed", "tuned", "fast")  # models.loops.common.LOOPS, kept here so startup imports no numpy
 
 
 def _positive_float(text: str) -> float:
@@ -104,10 +105,11 @@ def add_training_options(p: argparse.ArgumentParser, *, single_backend: bool = T
     if single_backend:
         g.add_argument(
             "--loop",
-            choices=("seed", "tuned"),
+            choices=LOOP_CHOICES,
             default="seed",
             help="seed: the study's loop (per-batch .item(), DataLoader collate); "
-            "tuned: each framework's best practice (default: seed)",
+            "tuned: each framework's best practice; fast: tuned with the whole step graphed / compiled "
+            "(CUDA graphs on torch_cuda) (default: seed)",
         )
     g.add_argument(
         "--sync",
@@ -203,7 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--backends", required=True, metavar="A,B,...", help="comma list of " + ", ".join(BACKEND_CHOICES[1:])
     )
-    bench.add_argument("--loops", default="seed,tuned", metavar="seed,tuned", help="default: seed,tuned")
+    bench.add_argument(
+        "--loops", default="seed,tuned", metavar="seed,tuned,fast", help="comma list (default: seed,tuned)"
+    )
     add_training_options(bench, single_backend=False)
     add_observation_options(bench)
     bench.set_defaults(handler=cmd_bench)
@@ -404,7 +408,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .bench import parse_list, run_bench, write_bench_outputs
 
     backends = parse_list(args.backends, BACKEND_CHOICES[1:], "backend")
-    loops = parse_list(args.loops, ("seed", "tuned"), "loop")
+    loops = parse_list(args.loops, LOOP_CHOICES, "loop")
     run_args: list[str] = ["--offline"] if args.offline else []
     for name in _PASSED_ON:
         value = getattr(args, name)

@@ -13,7 +13,7 @@ import numpy as np
 from ...errors import UserError
 from ..data import DatasetSplits
 
-LOOPS = ("seed", "tuned")
+LOOPS = ("seed", "tuned", "fast")
 SYNC_POLICIES = ("batch", "epoch", "lazy")
 
 
@@ -23,18 +23,21 @@ class LoopConfig:
     batch_size: int = 512
     lr: float = 1e-4
     seed: int = 0
-    loop: str = "seed"  # seed: the study's loop; tuned: each framework's best practice
+    loop: str = "seed"  # seed: the study's loop; tuned: each framework's best practice; fast: tuned
+    # plus the whole step compiled / graphed, for a launch-bound step
     sync: str | None = None  # overrides the loop's sync policy alone
     single_inference: int = 10000
 
     @property
     def sync_policy(self) -> str:
-        """seed reads loss/accuracy every batch (the study); tuned once per epoch."""
+        """seed reads loss/accuracy every batch (the study); tuned and fast once per epoch."""
         return self.sync or ("batch" if self.loop == "seed" else "epoch")
 
     def validate(self, framework: str) -> None:
         if self.loop not in LOOPS:
-            raise UserError(f"unknown --loop {self.loop!r}; choose seed or tuned")
+            raise UserError(f"unknown --loop {self.loop!r}; choose seed, tuned or fast")
+        if self.sync is not None and self.loop == "fast":
+            raise UserError("--sync does not apply to --loop fast (its totals are read once per epoch); drop --sync")
         if self.sync is not None and self.sync not in SYNC_POLICIES:
             raise UserError(f"unknown --sync {self.sync!r}; choose batch, epoch or lazy")
         if self.sync == "lazy" and framework != "mlx":
@@ -63,6 +66,8 @@ def n_batches(n: int, batch_size: int) -> int:
 class Trainer(Protocol):
     """One framework's side of the loop. Every method that returns numbers has synchronised
     with the device first, so the span around it timed finished work."""
+
+    notes: list[str]  # how the loop ran on this device, where that differs from its name (run.json)
 
     def train_epoch(self, order: np.ndarray, on_batch: Callable[[], None]) -> tuple[float, float]:
         """Trains one epoch in `order`; returns (mean loss per image, accuracy)."""
@@ -95,6 +100,7 @@ class Session(Protocol):
     """The parts of profiler.session.RunSession the loops use (models never import profiler)."""
 
     recorder: Any
+    meta: dict[str, Any]
 
     def add_epoch_metrics(self, row: dict[str, Any]) -> None: ...
 
@@ -112,6 +118,7 @@ def run_training(
 ) -> None:
     """Epochs of train + validation, then the test set batched, then single-image inference."""
     rec = session.recorder
+    session.meta.setdefault("config", {})["loop_notes"] = list(trainer.notes)
     n_train, bs = len(data.y_train), cfg.batch_size
     for epoch in range(1, cfg.epochs + 1):
         rec.epoch = epoch

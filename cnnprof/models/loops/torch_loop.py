@@ -6,12 +6,20 @@ seed  - the study's loop: a DataLoader with default collate over device-resident
 tuned - batches sliced from the device-resident tensors by a device permutation, loss and
         correct counts accumulated on the device and read once per epoch, fused Adam, and
         channels_last on CUDA. No `torch.compile`: on the H100 it made this small model slower
-        (0.48 s vs 0.35 s per epoch, 33 s first epoch; shared/reference/GPU_MACHINE.md).
-Both train the same model on the same data in the same order (common.epoch_order).
+        (0.48 s vs 0.35 s per epoch, 33 s first epoch, on the H100).
+fast  - tuned, plus what a launch-bound step needs: on CUDA the whole training step (forward,
+        backward, fused Adam, the running totals) captured as CUDA graphs and replayed, each
+        batch copied into static buffers (torch_graph.py). Chosen over
+        `torch.compile(mode="reduce-overhead")`, which graphs the same step but pays a compile
+        (33 s for the default mode on the H100) and depends on Dynamo tracing the loop; the
+        graph replays exactly the tuned loop's kernels. On CPU and MPS there is no graph: the
+        tuned step runs eagerly on the static buffers (said in run.json's config.loop_notes).
+All train the same model on the same data in the same order (common.epoch_order).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -23,6 +31,7 @@ from ...profiler.spans import SpanRecorder
 from ..cnn_torch import SeedCNN, count_parameters
 from ..data import DatasetSplits
 from .common import LoopConfig, n_batches
+from .torch_graph import FastSteps, Totals
 
 
 def synchronize(device: torch.device) -> None:
@@ -37,15 +46,18 @@ class TorchTrainer:
         torch.manual_seed(cfg.seed)
         self.cfg, self.rec = cfg, rec
         self.device = torch.device(device)
-        self.tuned = cfg.loop == "tuned"
+        self.tuned = cfg.loop != "seed"  # fast is tuned plus the captured step
+        on_cuda = self.device.type == "cuda"
         # channels_last helps cuDNN's convolutions; on CPU and MPS it was not faster.
-        self.memory_format = (
-            torch.channels_last if self.tuned and self.device.type == "cuda" else torch.contiguous_format
-        )
+        self.memory_format = torch.channels_last if self.tuned and on_cuda else torch.contiguous_format
         model = SeedCNN(data.channels, data.num_classes, data.height)
         self.parameters = count_parameters(model)
         self.model = model.to(self.device, memory_format=self.memory_format)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, fused=self.tuned or None)
+        graphs = cfg.loop == "fast" and on_cuda
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=cfg.lr, fused=self.tuned or None, capturable=graphs
+        )
+        self.notes: list[str] = []
 
         def to_device(x: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(x).to(self.device)
@@ -54,6 +66,34 @@ class TorchTrainer:
         self.x_val, self.y_val = to_device(data.x_val), to_device(data.y_val)
         self.x_test, self.y_test = to_device(data.x_test), to_device(data.y_test)
         synchronize(self.device)
+        self.fast: FastSteps | None = None
+        if cfg.loop == "fast":
+            self._set_up_fast(graphs)
+
+    def _set_up_fast(self, graphs: bool) -> None:
+        n, bs = len(self.y_train), self.cfg.batch_size
+        sizes = {min(bs, n)} | ({n % bs} if n % bs else set())
+        self.totals = Totals(self.device)
+        self.fast = FastSteps(
+            self.model, self.optimizer, self.totals, self.x_train, self.y_train, sizes, self.memory_format
+        )
+        if not graphs:
+            self.notes.append(
+                f"fast on {self.device.type}: no CUDA graphs here; the tuned loop's step runs eagerly "
+                "on static buffers that each batch is copied into"
+            )
+            return
+        with self.rec.span("phase", "graph_capture"):
+            self.fast.capture(self.device)
+        self.notes.append(
+            f"fast on cuda: the whole training step captured as CUDA graphs (batch sizes "
+            f"{sorted(sizes, reverse=True)}), replayed once per batch; fused Adam (capturable), channels_last"
+        )
+        self.notes.append(
+            f"arithmetic as tuned: fp32 weights; convolutions TF32 as cuDNN defaults "
+            f"(torch.backends.cudnn.allow_tf32={torch.backends.cudnn.allow_tf32}), "
+            f"matmul precision {torch.get_float32_matmul_precision()!r}"
+        )
 
     # -- batches ------------------------------------------------------------------------------
     def _batches(
@@ -94,6 +134,8 @@ class TorchTrainer:
 
     # -- phases -------------------------------------------------------------------------------
     def train_epoch(self, order: np.ndarray, on_batch: Callable[[], None]) -> tuple[float, float]:
+        if self.fast is not None:
+            return self._train_epoch_fast(self.fast, order, on_batch)
         rec, model, opt = self.rec, self.model, self.optimizer
         per_batch_sync = self.cfg.sync_policy == "batch"
         model.train()
@@ -121,6 +163,33 @@ class TorchTrainer:
                     correct += n_right
             on_batch()
         total_loss, total_correct = self._read_totals(loss_sum, correct)
+        return total_loss / len(order), total_correct / len(order)
+
+    def _train_epoch_fast(
+        self, steps: FastSteps, order: np.ndarray, on_batch: Callable[[], None]
+    ) -> tuple[float, float]:
+        """tuned's batches in tuned's order, each copied into its size's static buffers and
+        stepped there; the totals accumulate inside the step and are read once."""
+        rec, bs = self.rec, self.cfg.batch_size
+        graphed = steps.graphed
+        self.model.train()
+        self.totals.zero()
+        perm = torch.from_numpy(order).to(self.device)
+        for index, start in enumerate(range(0, len(order), bs)):
+            rec.batch = index
+            with rec.span("batch", "train"):
+                with rec.span("data", "slice"):
+                    idx = perm[start : start + bs]
+                    static = steps[len(idx)]
+                    static.load(self.x_train.index_select(0, idx), self.y_train.index_select(0, idx))
+                if graphed:
+                    # a replay runs no optimizer or backward in Python: mark the step boundary
+                    now = time.perf_counter_ns()
+                    rec.record("hook", "mark", now, now)
+                with rec.span("step", "graph_replay" if graphed else "eager_step"):
+                    static.run()
+            on_batch()
+        total_loss, total_correct = self._read_totals(self.totals.loss, self.totals.correct)
         return total_loss / len(order), total_correct / len(order)
 
     @torch.inference_mode()

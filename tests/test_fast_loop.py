@@ -1,0 +1,135 @@
+"""`--loop fast`: the same training as tuned (same batches, same order, same losses), on the CPU.
+
+The CUDA-graph path (side-stream warm-up, capture, replay) cannot run here; what it shares with the
+CPU path is exercised: the static buffers each batch is copied into, one step per batch size, the
+totals accumulated inside the step, and the state restored after warm-up iterations.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from helpers import only_run_dir
+
+from cnnprof.cli import main
+from cnnprof.errors import UserError
+from cnnprof.models.data import DatasetSplits
+from cnnprof.models.loops import make_trainer
+from cnnprof.models.loops.common import LOOPS, LoopConfig, epoch_order
+from cnnprof.profiler.spans import SpanRecorder
+from cnnprof.traces.reader import RunData
+
+N_TRAIN, BATCH = 80, 32  # batches of 32, 32 and 16: the short last batch has its own step
+
+
+def tiny_splits(seed: int = 0) -> DatasetSplits:
+    """16x16 grey images (the smallest size the CNN's three poolings leave a 2x2 map of), labels
+    that depend on the image so the loss moves."""
+    rng = np.random.default_rng(seed)
+
+    def split(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.integers(0, 10, n).astype(np.int64)
+        x = rng.standard_normal((n, 1, 16, 16)).astype(np.float32)
+        x[:, 0, :, :] += (y[:, None, None] - 4.5) / 3
+        return x, y
+
+    (xtr, ytr), (xva, yva), (xte, yte) = split(N_TRAIN), split(20), split(20)
+    return DatasetSplits("tiny", xtr, ytr, xva, yva, xte, yte, 10, (0.5,), (0.25,))
+
+
+def train(framework: str, loop: str, epochs: int = 2) -> tuple[list[tuple[float, ...]], Any]:
+    data = tiny_splits()
+    cfg = LoopConfig(epochs=epochs, batch_size=BATCH, lr=1e-3, loop=loop)
+    rec = SpanRecorder()
+    trainer = make_trainer(framework, "cpu", data, cfg, rec)
+    rows = []
+    for epoch in range(1, epochs + 1):
+        order = epoch_order(cfg.seed, epoch, N_TRAIN)
+        rows.append((*trainer.train_epoch(order, lambda: None), *trainer.validate(lambda: None)))
+    return rows, trainer
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("framework", ["torch", "mlx"])
+def test_fast_trains_exactly_as_tuned(framework: str) -> None:
+    pytest.importorskip("torch" if framework == "torch" else "mlx.core")
+    tuned, _ = train(framework, "tuned")
+    fast, trainer = train(framework, "fast")
+    # per epoch: train loss, train accuracy, validation loss, validation accuracy
+    np.testing.assert_allclose(np.array(fast), np.array(tuned), rtol=1e-5, atol=1e-6)
+    assert tuned[0] != tuned[1]  # training moved the loss: the comparison is not of constants
+    assert len(trainer.notes) == 1 and "fast on cpu" in trainer.notes[0]
+
+
+def test_torch_fast_copies_each_batch_into_its_sizes_buffers() -> None:
+    torch = pytest.importorskip("torch")
+    _, trainer = train("torch", "fast", epochs=1)
+    steps = trainer.fast
+    assert sorted(steps.steps) == [16, 32] and not steps.graphed
+    # the buffers hold the epoch's last batch of each size, in the epoch's order
+    order = epoch_order(0, 1, N_TRAIN)
+    assert torch.equal(steps[32].y, trainer.y_train[order[32:64]])
+    assert torch.equal(steps[16].x, trainer.x_train[order[64:]])
+    # each training batch: a slice (the copy), then one eager step; no graph, so no manual step marks
+    kinds = [row[:2] for row in trainer.rec.rows]
+    assert kinds.count(("batch", "train")) == kinds.count(("step", "eager_step")) == 3
+    assert all(kinds[i - 1] == ("data", "slice") for i, kind in enumerate(kinds) if kind == ("step", "eager_step"))
+    assert ("hook", "mark") not in kinds
+
+
+def test_torch_fresh_state_undoes_warm_up_steps() -> None:
+    """What the CUDA path does around capture: train a few steps, restore, then train for real."""
+    torch = pytest.importorskip("torch")
+    from cnnprof.models.loops.torch_graph import FreshState
+
+    reference, _ = train("torch", "fast", epochs=1)
+    data = tiny_splits()
+    cfg = LoopConfig(epochs=1, batch_size=BATCH, lr=1e-3, loop="fast")
+    trainer = make_trainer("torch", "cpu", data, cfg, SpanRecorder())
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    fresh = FreshState(trainer.model, trainer.optimizer, trainer.device)
+    for static in trainer.fast.steps.values():  # warm-up: eager steps on the buffers' first batch
+        for _ in range(3):
+            static.run()
+    assert not all(torch.equal(a, b) for a, b in zip(before, trainer.model.parameters(), strict=True))
+    fresh.restore()
+    trainer.totals.zero()
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.model.parameters(), strict=True))
+    assert all(float(state["step"]) == 0 for state in trainer.optimizer.state.values())
+    order = epoch_order(0, 1, N_TRAIN)
+    got = (*trainer.train_epoch(order, lambda: None), *trainer.validate(lambda: None))
+    np.testing.assert_allclose(got, reference[0], rtol=1e-6)
+    with pytest.raises(ValueError):  # only a fresh optimizer can be restored to
+        FreshState(trainer.model, trainer.optimizer, trainer.device)
+
+
+def test_fast_refuses_a_sync_override() -> None:
+    with pytest.raises(UserError, match="--sync does not apply to --loop fast"):
+        LoopConfig(loop="fast", sync="batch").validate("torch")
+    assert LoopConfig(loop="fast").sync_policy == "epoch"
+
+
+def test_cli_and_bench_offer_every_loop() -> None:
+    from cnnprof.bench import parse_list
+    from cnnprof.cli import LOOP_CHOICES, build_parser
+
+    assert LOOP_CHOICES == LOOPS
+    assert build_parser().parse_args(["run", "--loop", "fast"]).loop == "fast"
+    assert parse_list("seed,tuned,fast", LOOP_CHOICES, "loop") == ["seed", "tuned", "fast"]
+
+
+@pytest.mark.slow
+def test_a_torch_cpu_fast_run_says_how_it_ran(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    args = ["run", "--backend", "torch_cpu", "--loop", "fast", "--epochs", "1", "--train-images", "320",
+            "--test-images", "64", "--batch-size", "128", "--single-inference", "2", "--telemetry", "none",
+            "--profiler", "none", "--no-report", "--out", str(tmp_path)]
+    assert main(args) == 0
+    run = RunData(only_run_dir(tmp_path))
+    assert run.meta["status"] == "complete" and run.meta["config"]["loop"] == "fast"
+    assert "no CUDA graphs here" in run.meta["config"]["loop_notes"][0]
+    train_steps = run.spans.query("kind == 'step' and name == 'eager_step'")
+    assert len(train_steps) == 3  # 288 training images (320 less the 10 % validation): 128, 128, 32
