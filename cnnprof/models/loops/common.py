@@ -96,11 +96,17 @@ class LoopEvents(Protocol):
     def epoch_finished(self, row: dict[str, Any]) -> None: ...
 
 
+class Record(Protocol):
+    """The part of the run record (traces.record.RunRecord) the loops write: the run's config."""
+
+    config: dict[str, Any]
+
+
 class Session(Protocol):
     """The parts of profiler.session.RunSession the loops use (models never import profiler)."""
 
     recorder: Any
-    meta: dict[str, Any]
+    record: Record
 
     def add_epoch_metrics(self, row: dict[str, Any]) -> None: ...
 
@@ -118,7 +124,7 @@ def run_training(
 ) -> None:
     """Epochs of train + validation, then the test set batched, then single-image inference."""
     rec = session.recorder
-    session.meta.setdefault("config", {})["loop_notes"] = list(trainer.notes)
+    session.record.config["loop_notes"] = list(trainer.notes)
     n_train, bs = len(data.y_train), cfg.batch_size
     for epoch in range(1, cfg.epochs + 1):
         rec.epoch = epoch
