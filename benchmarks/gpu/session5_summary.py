@@ -79,7 +79,9 @@ def main(bench_dirs: list[str]) -> int:
     if not run_dirs:
         print(f"no runs under {' '.join(bench_dirs)}")
         return 1
-    rows = [row_of(d) for d in run_dirs]
+    order = {"seed": 0, "tuned": 1, "fast": 2}
+    rows = sorted((row_of(d) for d in run_dirs), key=lambda r: (r["backend"], order.get(r["loop"], 3)))
+    run_dirs = [r["dir"] for r in rows]
     with ThreadPoolExecutor(max_workers=8) as pool:  # one diagnose process per run, side by side
         for row, (text, ids) in zip(rows, pool.map(verdict, run_dirs), strict=True):
             row["verdict"], row["findings"] = text, ids
