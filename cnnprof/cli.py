@@ -353,20 +353,17 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
-    from .reports.diagnosis import diagnose, findings_json, findings_table
+    from .reports.diagnosis import diagnose, diagnosis_json, diagnosis_table
     from .traces.reader import RunData
 
     run = RunData(args.run_dir)
-    findings = diagnose(run)
+    diagnosis = diagnose(run)
     if args.json:
-        print(findings_json(findings))
+        print(diagnosis_json(diagnosis))
         return 0
     for note in run.notes:
         console.print(f"note: {note}", markup=False)
-    if findings:
-        console.print(findings_table(findings))
-    else:
-        console.print("no findings: nothing in this run crossed a rule's threshold")
+    console.print(diagnosis_table(diagnosis), soft_wrap=False)
     return 0
 
 
@@ -448,9 +445,11 @@ def add_profile_and_diagnose_parsers(sub: Any) -> None:
     profile.add_argument("script", nargs=argparse.REMAINDER, metavar="-- SCRIPT [ARGS]")
     profile.set_defaults(handler=cmd_profile)
 
-    diagnose = sub.add_parser("diagnose", help="the findings of a run directory, in the terminal")
+    diagnose = sub.add_parser("diagnose", help="the verdict and findings of a run directory, in the terminal")
     diagnose.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    diagnose.add_argument("--json", action="store_true", help="print the findings as a JSON list instead of a table")
+    diagnose.add_argument(
+        "--json", action="store_true", help='print {"verdict": ..., "findings": [...]} as JSON instead of tables'
+    )
     diagnose.set_defaults(handler=cmd_diagnose)
 
     watch = sub.add_parser(

@@ -102,20 +102,25 @@ def _show_run(run_dir: Path, height: int) -> None:
     from IPython.display import display
     from rich.console import Console
 
-    from .reports.diagnosis import findings_table
-    from .reports.html import build_report, findings_html, run_findings
+    from .reports.diagnosis import diagnosis_table
+    from .reports.html import build_report, findings_html, run_diagnosis, verdict_html
     from .traces import schema
     from .traces.reader import RunData
 
     run = RunData(run_dir)
-    findings, why_none = run_findings(run)
-    head = f"cnnprof: {run_dir} ({run.record.status}), {len(findings)} finding(s)"
+    diagnosis, why_none = run_diagnosis(run)
+    findings = diagnosis.findings if diagnosis else []
+    verdict = f"verdict {diagnosis.verdict.id}, " if diagnosis else ""
+    head = f"cnnprof: {run_dir} ({run.record.status}), {verdict}{len(findings)} finding(s)"
     console = Console(record=True, width=110, file=io.StringIO())
-    console.print(findings_table(findings))
+    if diagnosis is not None:
+        console.print(diagnosis_table(diagnosis))
     display(
         {
             "text/plain": head + "\n" + console.export_text(),
-            "text/html": f"<p><b>{html.escape(head)}</b></p>" + findings_html(findings, why_none, compact=True),
+            "text/html": f"<p><b>{html.escape(head)}</b></p>"
+            + verdict_html(diagnosis)
+            + findings_html(findings, why_none, compact=True),
         },
         raw=True,
     )

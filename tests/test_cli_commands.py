@@ -14,7 +14,7 @@ from cnnprof.traces.reader import RunData
 SCRIPTS = Path(__file__).parent / "scripts"
 
 
-def test_profile_a_script_names_its_sync_line_and_input_pipeline(tmp_path: Path, capsys):
+def test_profile_a_script_gives_its_verdict_and_input_pipeline(tmp_path: Path, capsys):
     out = tmp_path / "runs"
     code = main(["profile", "--telemetry", "none", "--no-report", "--out", str(out), "--",
                  str(SCRIPTS / "train_torch.py"), "--epochs", "1"])
@@ -23,13 +23,18 @@ def test_profile_a_script_names_its_sync_line_and_input_pipeline(tmp_path: Path,
     assert RunData(run_dir).meta["kind"] == "script"
     capsys.readouterr()
     assert main(["diagnose", str(run_dir), "--json"]) == 0
-    findings = json.loads(capsys.readouterr().out)
-    item_line = next(i for i, line in enumerate((SCRIPTS / "train_torch.py").read_text().splitlines(), 1)
-                     if "ITEM-LINE" in line)
-    sites = [(Path(s["file"]).name, s["line"]) for f in findings for s in f["call_sites"]]
-    assert ("train_torch.py", item_line) in sites
+    result = json.loads(capsys.readouterr().out)
+    assert result["verdict"]["id"] == "input-bound"
+    assert set(result["verdict"]["split"]) == {"data", "forward", "backward", "optimizer", "sync", "other"}
+    findings = result["findings"]
+    # The per-batch .item() reads a CPU tensor: it waits for nothing, so it is no sync finding.
+    assert not [f for f in findings if f["id"].startswith("sync")]
     input_bound = [f for f in findings if f["id"] == "input-bound"]
     assert input_bound and "__getitem__" in json.dumps(input_bound[0])
+    loop_line = next(i for i, line in enumerate((SCRIPTS / "train_torch.py").read_text().splitlines(), 1)
+                     if "for x, y in loader" in line)
+    sites = [(Path(s["file"]).name, s["line"], s["unit"]) for s in input_bound[0]["call_sites"]]
+    assert ("train_torch.py", loop_line, "samples") in sites  # the user's loop line, not only torch's
 
 
 def test_profile_a_failing_script_keeps_its_run_and_exits_non_zero(tmp_path: Path, capsys):

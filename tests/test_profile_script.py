@@ -14,6 +14,7 @@ from cnnprof.errors import UserError
 from cnnprof.profiler.script import run_user_code, user_traceback
 from cnnprof.profiler.session import RunSession, SessionOptions
 from cnnprof.profiler.stacks import StackObserver
+from cnnprof.profiler.steps import StepHookObserver
 from cnnprof.profiler.sync import SyncHookObserver
 from cnnprof.reports.diagnosis import diagnose
 from cnnprof.traces import schema
@@ -31,7 +32,7 @@ def _line_of(path: Path, marker: str) -> int:
 
 def _session(tmp_path: Path, label: str) -> RunSession:
     opts = SessionOptions(out_root=tmp_path, kind="script", label=label, argv=["cnnprof", "profile", "--", label])
-    return RunSession(opts, [StackObserver(interval_ms=1.0), SyncHookObserver()])
+    return RunSession(opts, [StackObserver(interval_ms=1.0), SyncHookObserver(), StepHookObserver()])
 
 
 @pytest.fixture
@@ -50,27 +51,28 @@ def test_profile_torch_script_end_to_end(tmp_path: Path, torch_threads: None, ca
     assert "epoch 1: loss" in capsys.readouterr().out
     run = RunData(session.run_dir)
     assert run.meta["status"] == "complete"
-    item_line = _line_of(TRAIN, "ITEM-LINE")
 
-    # the spans: every per-batch .item() with the script's file:line, on the cpu device; torch's
-    # own .item() / .tolist() calls (Adam's step counters, the sampler) carry the user line that
-    # made them (optimizer.step(), the for-loop over the DataLoader)
+    # the steps: one per optimizer step (256 samples / batch 32, 2 epochs), each with its batch
+    # fetch, backward and optimizer parts; the setup before the first; the per-batch .item() of a
+    # CPU tensor is no sync (nothing to wait for) and is not recorded
     spans = run.spans
-    syncs = spans[spans["kind"] == "sync"]
-    items = syncs[syncs["caller"] == f"{TRAIN}:{item_line}"]
-    assert len(items) == 2 * 8  # 256 samples / batch 32, 2 epochs
-    assert set(items["name"]) == {"Tensor.item"}
-    assert all(json.loads(a) == {"device": "cpu"} for a in syncs["attrs"])
-    assert f"{TRAIN}:{_line_of(TRAIN, 'optimizer.step()')}" in set(syncs["caller"])
-    assert all(c.startswith(f"{TRAIN}:") for c in syncs["caller"])
+    steps = spans[spans["kind"] == "step"].sort_values("start_ns")
+    assert len(steps) == 2 * 8
+    parts = [json.loads(a) for a in steps["attrs"]]
+    assert all(p["data_s"] > 0 and p["backward_s"] > 0 and p["optimizer_s"] > 0 for p in parts)
+    assert (steps["start_ns"].to_numpy()[1:] >= steps["end_ns"].to_numpy()[:-1]).all()  # in order, no overlap
+    (setup,) = spans[spans["kind"] == "setup"].itertuples()
+    assert setup.end_ns == steps["start_ns"].iloc[0]
+    assert spans[spans["kind"] == "sync"].empty
+    assert run.meta["step_hooks"]["steps"] == 16
 
-    findings = diagnose(run)
-    ids = [f.id for f in findings]
-    assert "sync-bound" not in ids  # a CPU run: syncs cost nothing
-    (sites,) = [f for f in findings if f.id == "sync-sites"]
-    assert any(c.file == str(TRAIN) and c.line == item_line and c.count == 16 for c in sites.call_sites)
+    result = diagnose(run)
+    ids = [f.id for f in result.findings]
+    assert not [i for i in ids if i.startswith("sync")]  # a CPU run: no syncs at all
+    assert result.verdict.id == "input-bound"
+    assert result.verdict.split["data"] > 0.5
 
-    (inp,) = [f for f in findings if f.id == "input-bound"]
+    (inp,) = [f for f in result.findings if f.id == "input-bound"]
     assert "__getitem__" in inp.claim
     assert inp.call_sites[0].file == str(TRAIN)
     assert inp.call_sites[0].line == _line_of(TRAIN, "def __getitem__")
@@ -83,7 +85,7 @@ def test_failing_script_leaves_a_failed_run(tmp_path: Path) -> None:
     assert meta["status"] == "failed"
     assert "boom from the profiled script" in meta["error"]
     run = RunData(session.run_dir)
-    assert (run.spans["name"] == "Tensor.item").sum() == 1  # recorded before the failure
+    assert (run.spans["kind"] == "step").sum() == 3  # the steps before the failure are kept
     assert (session.run_dir / schema.SAMPLES).exists()
     text = user_traceback(info.value)
     assert text.startswith("Traceback (most recent call last):")
@@ -154,9 +156,9 @@ def test_cli_profile_and_diagnose(tmp_path: Path, capsys: pytest.CaptureFixture)
     assert json.loads((run_dir / schema.RUN_JSON).read_text())["status"] == "failed"
 
     assert main(["diagnose", str(run_dir), "--json"]) == 0
-    findings = json.loads(capsys.readouterr().out)
-    assert [f["id"] for f in findings] == ["sync-sites"]
-    assert findings[0]["call_sites"][0]["file"] == str(RAISES)
+    result = json.loads(capsys.readouterr().out)
+    assert result["findings"] == []  # three tiny steps on the CPU: nothing to find
+    assert result["verdict"]["id"] in ("compute-bound", "setup-heavy")
 
     assert main(["profile", "--out", str(tmp_path / "none"), "--", str(tmp_path / "missing.py")]) == 2
     assert "no such script" in capsys.readouterr().err

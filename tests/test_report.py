@@ -18,7 +18,7 @@ from report_runs import HOSTILE_FILE, HOSTILE_FUNCTION, make_run
 
 from cnnprof.reports import html as report_html
 from cnnprof.reports import timeline as tl
-from cnnprof.reports.findings import CallSite, Finding
+from cnnprof.reports.findings import CallSite, Diagnosis, Finding, Verdict
 from cnnprof.reports.html import build_report
 from cnnprof.traces import schema
 from cnnprof.traces.energy import power_series, series_energy
@@ -99,11 +99,15 @@ def test_finding_rendering_escapes(monkeypatch: pytest.MonkeyPatch, run_dir: Pat
         "fix <u>z</u>",
         [CallSite("<script>f.py", 3, 10, 1.5)],
     )
-    monkeypatch.setattr(report_html, "run_findings", lambda run: ([finding], None))
+    verdict = Verdict("sync-bound", "verdict <b>v</b>", ["because <i>w</i>"], "do <u>q</u>", "<s>window</s>",
+                      0.01, {"sync": 0.5, "<p>part": 0.5}, None)
+    monkeypatch.setattr(report_html, "run_diagnosis", lambda run: (Diagnosis(verdict, [finding]), None))
     text = build_report([run_dir], tmp_path / "r.html").read_text()
-    for raw in ("<b>x</b>", "<i>y</i>", "<u>z</u>", "<script>f.py"):
+    for raw in ("<b>x</b>", "<i>y</i>", "<u>z</u>", "<script>f.py", "<b>v</b>", "<i>w</i>", "<u>q</u>", "<s>window",
+                "<p>part"):
         assert raw not in _ours(text)
     assert "claim &lt;b&gt;x&lt;/b&gt;" in text and "&lt;script&gt;f.py:3" in text
+    assert "verdict &lt;b&gt;v&lt;/b&gt;" in text
 
 
 def test_hostile_names_are_text_not_markup(report_text: str):

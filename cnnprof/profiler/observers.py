@@ -70,12 +70,13 @@ def standard_observers(
     sampler outlives the hooks and the stack profiler, so it sees the whole run. A wrong source
     name or interval is a `UserError` here, before the run directory exists."""
     from .stacks import StackObserver
+    from .steps import StepHookObserver
     from .sync import SyncHookObserver
     from .telemetry.registry import check_interval, parse_sources
 
     parse_sources(telemetry)
     check_interval(telemetry_interval_ms)
-    observers: list[Any] = [TelemetryObserver(telemetry, telemetry_interval_ms), SyncHookObserver()]
+    observers: list[Any] = [TelemetryObserver(telemetry, telemetry_interval_ms), SyncHookObserver(), StepHookObserver()]
     if profiler != "none":
         observers.append(StackObserver(profiler, profile_interval_ms))
     return observers

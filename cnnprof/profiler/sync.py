@@ -27,11 +27,12 @@ Device: torch tensor methods record the tensor's device (`cuda`, `mps`, `cpu`, o
 record the default device (`gpu` / `cpu`), because an mlx array has no device of its own (the
 stream that computes it does, and that is the default device's unless the user passes `stream=`).
 
-CPU tensors are recorded too, with device `cpu`, rather than skipped: (1) on a CPU run they name
-the lines that *would* stall a GPU run, which is what a user profiling on a laptop first wants to
-see (the diagnosis reports them as `info`, never as `sync-bound`); (2) skipping them would save
-only the row append (~0.3 us): the device test is needed either way. The price is extra rows when
-a data pipeline calls `int(t)` / `.tolist()` per sample, which the diagnosis filters by device.
+Only waits on an accelerator are syncs. A torch tensor method on a CPU tensor is passed straight
+to the original and not recorded (`tensor.is_cpu`, one property read, is the first test after the
+compile check): Adam's CPU step counters read inside `optimizer.step()` and a Dataset's per-sample
+`int(t)` wait for nothing. An mlx array method is recorded only while the default device is the
+GPU. `mx.eval` / `mx.synchronize` are recorded on the CPU device too (device `cpu`): there the eval
+*is* the computation, which the diagnosis says, and it ends an MLX training step (traces/steps.py).
 
 Under `torch.compile`: the torch wrappers' first statement is `torch.compiler.is_compiling()`,
 which Dynamo folds to True while tracing, so inside a compiled region Dynamo traces only the
@@ -76,19 +77,16 @@ checked by hand on an H100 (Python 3.12, torch 2.11+cu130). Never exercised: MPS
 
 from __future__ import annotations
 
-import contextlib
-import importlib.abc
-import importlib.machinery
 import os
 import sys
 import time
 from _thread import get_ident
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import FrameType, ModuleType
 from typing import TYPE_CHECKING, Any
 
+from .patching import Patcher, named
 from .spans import SpanRecorder
 
 if TYPE_CHECKING:
@@ -125,15 +123,6 @@ _DEVICE_ATTRS: dict[str, dict[str, str]] = {d: {"device": d} for d in ("cpu", "c
 _now = time.perf_counter_ns
 
 
-@dataclass
-class _Patch:
-    owner: Any  # a class or a module
-    attr: str
-    original: Any
-    wrapper: Any
-    had_own: bool  # the attribute was in owner.__dict__ (else it was inherited: delete to restore)
-
-
 class SyncHooks:
     """Installs and removes the sync hooks for one `SpanRecorder`."""
 
@@ -142,53 +131,37 @@ class SyncHooks:
         # Re-entrancy guard: the ids of the threads inside a hooked call right now. A set plus
         # get_ident() costs ~0.2 us a call here, a threading.local flag ~0.35 us.
         self._busy: set[int] = set()
-        self._patches: list[_Patch] = []
+        self.patcher = Patcher()
         self._installed: set[str] = set()  # "torch", "mlx"
-        self.not_hooked: dict[str, str] = {}  # sync kind -> why not
-        self.notes: list[str] = []
         self._prefixes: tuple[str, ...] = (_PROFILER_DIR,)
         self._compiler_prefixes: tuple[str, ...] = ()
         self._excluded: dict[str, int] = {}  # file name -> _USER / _LIBRARY / _COMPILER
-        self._watcher: _ImportWatcher | None = None
         self._torch_is_compiling: Callable[[], bool] = _never
 
     # -- public ------------------------------------------------------------------------------
     @property
     def hooked(self) -> list[str]:
-        return [_sync_name(p) for p in self._patches]
+        return self.patcher.hooked
+
+    @property
+    def not_hooked(self) -> dict[str, str]:
+        return self.patcher.not_hooked
+
+    @property
+    def notes(self) -> list[str]:
+        return self.patcher.notes
 
     def install(self, lazy: bool = True) -> None:
         """Hooks the frameworks already imported; with `lazy`, also those imported later."""
-        if "torch" in sys.modules:
-            self._install_torch(sys.modules["torch"])
-        if "mlx.core" in sys.modules:
-            self._install_mlx(sys.modules["mlx.core"])
+        for name in ("torch", "mlx.core"):
+            if name in sys.modules:
+                self.patcher.guarded(name, lambda name=name: self._on_import(name))
         if lazy:
-            pending = {"torch", "mlx.core"} - {m for m in ("torch", "mlx.core") if m in sys.modules}
-            if pending:
-                self._watcher = _ImportWatcher(pending, self._on_import)
-                sys.meta_path.insert(0, self._watcher)
+            self.patcher.watch({"torch", "mlx.core"}, self._on_import)
 
     def remove(self) -> None:
         """Puts every original back (unless someone else replaced our wrapper since)."""
-        if self._watcher is not None:
-            with contextlib.suppress(ValueError):
-                sys.meta_path.remove(self._watcher)
-            self._watcher = None
-        for patch in reversed(self._patches):
-            current = (
-                patch.owner.__dict__.get(patch.attr)
-                if isinstance(patch.owner, type)
-                else getattr(patch.owner, patch.attr, None)
-            )
-            if current is not patch.wrapper:
-                self.notes.append(f"{_sync_name(patch)}: replaced by other code while hooked; left alone")
-                continue
-            if patch.had_own:
-                setattr(patch.owner, patch.attr, patch.original)
-            else:
-                delattr(patch.owner, patch.attr)
-        self._patches.clear()
+        self.patcher.restore()
         self._installed.clear()
         self._excluded.clear()
 
@@ -255,6 +228,9 @@ class SyncHooks:
         def device() -> dict[str, str]:
             return gpu_attrs if default_device().type == gpu else cpu_attrs
 
+        def on_gpu() -> bool:
+            return default_device().type == gpu
+
         for attr in ("eval", "synchronize"):
             self._patch(
                 mx,
@@ -267,23 +243,11 @@ class SyncHooks:
                 mx.array,
                 attr,
                 f"array.{attr}",
-                lambda name, orig: self._func_wrapper(name, orig, device),
+                lambda name, orig: self._func_wrapper(name, orig, device, on_gpu_only=on_gpu),
             )
 
     def _patch(self, owner: Any, attr: str, name: str, make: Callable[[str, Any], Any]) -> None:
-        had_own = attr in owner.__dict__ if isinstance(owner, type) else True
-        original = getattr(owner, attr, None)
-        if original is None:
-            self.not_hooked[name] = "not present in this version"
-            return
-        wrapper = make(name, original)
-        try:
-            setattr(owner, attr, wrapper)
-        except (TypeError, AttributeError) as exc:
-            # e.g. an immutable extension type: the stack samples are the fallback (module doc).
-            self.not_hooked[name] = f"cannot patch: {exc}"
-            return
-        self._patches.append(_Patch(owner, attr, original, wrapper, had_own))
+        self.patcher.patch(owner, attr, name, make)
 
     # -- the wrappers ------------------------------------------------------------------------
     # The caller walk, inlined in both wrappers (a method call costs ~0.2 us here): from the
@@ -303,10 +267,12 @@ class SyncHooks:
         hooks = self
         getframe = sys._getframe
         now = _now
-        cpu, cuda, mps = _DEVICE_ATTRS["cpu"], _DEVICE_ATTRS["cuda"], _DEVICE_ATTRS["mps"]
+        cuda, mps = _DEVICE_ATTRS["cuda"], _DEVICE_ATTRS["mps"]
 
         def hooked(self: Any, *args: Any, **kwargs: Any) -> Any:
-            if is_compiling():  # first: under torch.compile, Dynamo traces the original instead
+            # First: under torch.compile, Dynamo traces the original instead. Then a CPU tensor's
+            # read waits for no device: it is not a sync, so it is not recorded.
+            if is_compiling() or self.is_cpu:
                 return original(self, *args, **kwargs)
             tid = get_ident()
             if tid in busy:
@@ -322,10 +288,7 @@ class SyncHooks:
                 end = now()
             finally:
                 busy_discard(tid)
-            # CPU first: one property read on a CPU run; a GPU sync costs far more than the second.
-            if self.is_cpu:
-                attrs = cpu
-            elif self.is_cuda:
+            if self.is_cuda:
                 attrs = cuda
             elif self.is_mps:
                 attrs = mps
@@ -347,7 +310,7 @@ class SyncHooks:
             rows.append((SYNC_KIND, name, start, end, rec.epoch, rec.batch, caller, attrs))
             return out
 
-        return _named(hooked, original, name)
+        return named(hooked, original, name)
 
     def _func_wrapper(
         self,
@@ -355,6 +318,7 @@ class SyncHooks:
         original: Any,
         device: Callable[[], dict[str, str]],
         is_compiling: Callable[[], bool] | None = None,
+        on_gpu_only: Callable[[], bool] | None = None,
     ) -> Any:
         rows = self.recorder.rows
         rec = self.recorder
@@ -366,7 +330,7 @@ class SyncHooks:
         now = _now
 
         def hooked(*args: Any, **kwargs: Any) -> Any:
-            if is_compiling is not None and is_compiling():
+            if (is_compiling is not None and is_compiling()) or (on_gpu_only is not None and not on_gpu_only()):
                 return original(*args, **kwargs)
             tid = get_ident()
             if tid in busy:
@@ -398,75 +362,11 @@ class SyncHooks:
             rows.append((SYNC_KIND, name, start, end, rec.epoch, rec.batch, caller, device()))
             return out
 
-        return _named(hooked, original, name)
+        return named(hooked, original, name)
 
 
 def _never() -> bool:
     return False
-
-
-def _named(wrapper: Any, original: Any, name: str) -> Any:
-    for attr in ("__name__", "__qualname__", "__doc__"):
-        with contextlib.suppress(AttributeError, TypeError):
-            setattr(wrapper, attr, getattr(original, attr))
-    wrapper.__wrapped__ = original
-    wrapper._cnnprof_sync = name
-    return wrapper
-
-
-def _sync_name(patch: _Patch) -> str:
-    return getattr(patch.wrapper, "_cnnprof_sync", patch.attr)
-
-
-class _LoaderProxy:
-    """Runs the real loader, then calls `after` once the module has executed in full."""
-
-    def __init__(self, loader: Any, after: Callable[[], None]) -> None:
-        self._loader = loader
-        self._after = after
-
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
-        return self._loader.create_module(spec)
-
-    def exec_module(self, module: ModuleType) -> None:
-        self._loader.exec_module(module)
-        # Put the real loader back where importlib left ours, so nothing downstream sees a proxy.
-        module.__loader__ = self._loader
-        if module.__spec__ is not None:
-            module.__spec__.loader = self._loader
-        self._after()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._loader, name)
-
-
-class _ImportWatcher(importlib.abc.MetaPathFinder):
-    """A `sys.meta_path` finder that installs the hooks when torch / mlx.core finish importing."""
-
-    def __init__(self, names: set[str], on_import: Callable[[str], None]) -> None:
-        self._pending = set(names)
-        self._on_import = on_import
-        self._searching = False
-
-    def find_spec(self, fullname: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
-        if fullname not in self._pending or self._searching:
-            return None
-        self._searching = True
-        try:
-            spec = None
-            for finder in sys.meta_path:
-                if finder is self or not hasattr(finder, "find_spec"):
-                    continue
-                spec = finder.find_spec(fullname, path, target)
-                if spec is not None:
-                    break
-        finally:
-            self._searching = False
-        if spec is None or spec.loader is None:
-            return None
-        self._pending.discard(fullname)
-        spec.loader = _LoaderProxy(spec.loader, lambda: self._on_import(fullname))
-        return spec
 
 
 class SyncHookObserver:

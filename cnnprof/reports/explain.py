@@ -1,29 +1,37 @@
 """The end of a run, whichever way it was started (`cnnprof run`, `cnnprof profile`, the API, the
-magic): its findings, optionally shown in the terminal, then report.html (and a browser on it)."""
+magic): its verdict and findings, optionally shown in the terminal, then report.html (and a browser on it)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from .findings import Finding
+from .findings import Diagnosis, Finding, Verdict
 
 
 @dataclass(frozen=True)
 class Explanation:
-    findings: list[Finding]
+    diagnosis: Diagnosis
     report: Path | None  # report.html, when it was written
+
+    @property
+    def findings(self) -> list[Finding]:
+        return self.diagnosis.findings
+
+    @property
+    def verdict(self) -> Verdict:
+        return self.diagnosis.verdict
 
 
 def explain(run_dir: Path, *, show: bool, write_report: bool, open_report: bool = False) -> Explanation:
     from ..terminal import console
     from ..traces import schema
     from ..traces.reader import RunData
-    from .diagnosis import diagnose, findings_table
+    from .diagnosis import diagnose, diagnosis_table
 
-    findings = diagnose(RunData(run_dir))
-    if show and findings:
-        console.print(findings_table(findings))
+    diagnosis = diagnose(RunData(run_dir))
+    if show:
+        console.print(diagnosis_table(diagnosis), soft_wrap=False)
     report = None
     if write_report:
         from .html import build_report
@@ -35,4 +43,4 @@ def explain(run_dir: Path, *, show: bool, write_report: bool, open_report: bool 
             import webbrowser
 
             webbrowser.open(report.resolve().as_uri())
-    return Explanation(findings, report)
+    return Explanation(diagnosis, report)

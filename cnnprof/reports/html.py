@@ -22,7 +22,7 @@ from .. import __version__
 from ..errors import UserError
 from ..traces import schema
 from ..traces.reader import RunData
-from .findings import Finding
+from .findings import Diagnosis, Finding
 from .text import esc, plotly_text, script_json
 
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2, "info": 3}
@@ -72,19 +72,40 @@ def report_command(run_dirs: Sequence[Path | str], out: Path | str | None = None
 
 
 # -- findings ------------------------------------------------------------------------------------
+def run_diagnosis(run: RunData) -> tuple[Diagnosis | None, str | None]:
+    """The diagnosis of a run, or why there is none (a rule that fails must not cost the report)."""
+    from .diagnosis import diagnose
+
+    try:
+        return diagnose(run), None
+    except Exception as exc:  # the report is worth more than the diagnosis
+        return None, f"the diagnosis failed ({type(exc).__name__}: {exc}); the rest of the report is complete"
+
+
 def run_findings(run: RunData) -> tuple[list[Finding], str | None]:
-    """The diagnosis of a run, or why there is none (the module is optional; a rule that fails
-    must not cost the report)."""
-    try:
-        from .diagnosis import diagnose
-    except ImportError:
-        return [], "diagnosis is not available in this installation (cnnprof.reports.diagnosis)"
-    try:
-        findings = list(diagnose(run))
-    except Exception as exc:  # the report is worth more than one rule
-        return [], f"the diagnosis failed ({type(exc).__name__}: {exc}); the rest of the report is complete"
-    findings.sort(key=lambda f: SEVERITY_ORDER.get(f.severity, 9))
-    return findings, None
+    diagnosis, why_none = run_diagnosis(run)
+    return (diagnosis.findings if diagnosis else []), why_none
+
+
+def verdict_html(diagnosis: Diagnosis | None) -> str:
+    """The run's verdict: what bounds its steady-state step, and the step's time split."""
+    if diagnosis is None:
+        return ""
+    v = diagnosis.verdict
+    split = " · ".join(f"{esc(part)} {share:.0%}" for part, share in v.split.items() if share >= 0.005)
+    facts = []
+    if v.step_s is not None:
+        facts.append(f"steady-state step {v.step_s * 1e3:,.2f} ms" + (f": {split}" if split else ""))
+    if v.device_busy_pct is not None:
+        facts.append(f"GPU busy {v.device_busy_pct:.0f}%")
+    evidence = "".join(f"<li>{esc(e)}</li>" for e in v.evidence)
+    return (
+        f"<div class='verdict'><p><span class='badge'>{esc(v.id)}</span> <b>{esc(v.claim)}</b></p>"
+        + "".join(f"<p class='mono'>{f}</p>" for f in facts)
+        + f"<p class='muted'>judged on {esc(v.window)}</p>"
+        + (f"<ul class='evidence'>{evidence}</ul>" if evidence else "")
+        + f"<p class='fix'><b>What to do:</b> {esc(v.fix)}</p></div>"
+    )
 
 
 def findings_html(findings: list[Finding], why_none: str | None, compact: bool = False) -> str:
@@ -102,12 +123,12 @@ def findings_html(findings: list[Finding], why_none: str | None, compact: bool =
         sites = ""
         if f.call_sites and not compact:
             rows = "".join(
-                f"<tr><td class='mono'>{esc(c.file)}:{esc(c.line)}</td><td class='num'>{c.count:,}</td>"
+                f"<tr><td class='mono'>{esc(c.file)}:{esc(c.line)}</td><td class='num'>{c.count:,} {esc(c.unit)}</td>"
                 f"<td class='num'>{c.seconds:,.3f}</td></tr>"
                 for c in f.call_sites
             )
             sites = (
-                f"<table class='sites'><thead><tr><th>call site</th><th>calls</th><th>seconds</th></tr>"
+                f"<table class='sites'><thead><tr><th>call site</th><th>count</th><th>seconds</th></tr>"
                 f"</thead><tbody>{rows}</tbody></table>"
             )
         body = (
@@ -570,7 +591,8 @@ def render_run(run: RunData) -> str:
         from .timeline import Timeline
 
         timeline = Timeline({}, {}, [f"no timeline: it could not be built ({type(exc).__name__}: {exc})"], [])
-    findings, why_none = run_findings(run)
+    diagnosis, why_none = run_diagnosis(run)
+    findings = diagnosis.findings if diagnosis else []
 
     def guarded(what: str, build: Any, *args: Any) -> str:
         # One malformed table costs its own section, never the report.
@@ -610,6 +632,7 @@ def render_run(run: RunData) -> str:
 status {esc(run.record.status)}</p></header>
 {("<section class='missing'><h2>What is missing</h2>" + notes_html(missing) + "</section>") if missing else ""}
 <section><h2>Summary</h2>{cards}</section>
+<section><h2>Verdict</h2>{verdict_html(diagnosis) or notes_html([why_none or ""])}</section>
 <section><h2>Findings</h2>{findings_html(findings, why_none)}</section>
 <section><h2>Timeline</h2>{timeline_html}</section>
 <section><h2>Hot functions</h2>{hot}</section>

@@ -4,8 +4,11 @@ import torch
 
 
 def train_step() -> None:
-    x = torch.ones(4)
-    x.sum().item()
+    w = torch.ones(4, requires_grad=True)
+    optimizer = torch.optim.SGD([w], lr=0.1)
+    for _ in range(3):
+        (w * 2).sum().backward()
+        optimizer.step()
     raise RuntimeError("boom from the profiled script")
 
 

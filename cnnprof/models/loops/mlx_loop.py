@@ -103,7 +103,7 @@ class MlxTrainer:
                 with rec.span("data", "slice"):
                     idx = perm[index * bs : (index + 1) * bs]
                     xb, yb = self.x_train[idx], self.y_train[idx]
-                with rec.span("step", "compiled_step"):
+                with rec.span("compiled", "compiled_step"):
                     loss, correct = self.step(xb, yb)
                 loss_sum = loss_sum + loss * len(idx)
                 correct_sum = correct_sum + correct

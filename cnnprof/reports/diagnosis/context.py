@@ -1,0 +1,299 @@
+"""The run as every rule sees it, prepared once: spans, the syncs by device, the training steps
+and their steady state, the stack samples and the telemetry. Read-only for the rules."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ...traces import steps as step_model
+from ...traces.reader import RunData
+from .series import Series, gpu_util, util_over
+from .steady import warmup_count
+
+GPU_DEVICES = ("cuda", "mps", "gpu")
+CPU_DEVICE = "cpu"
+# Call sites listed per finding.
+TOP_SITES = 10
+_EMPTY = np.zeros((0, 2), dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Frame:
+    function: str
+    file: str
+    line: int
+    first_line: int
+    library: bool
+
+    @property
+    def short_name(self) -> str:
+        return self.function.rsplit(".", 1)[-1]
+
+
+def norm(path: str) -> str:
+    return path.replace("\\", "/")
+
+
+def merge(intervals: np.ndarray) -> np.ndarray:
+    """Sorted, non-overlapping union of [start, end) intervals."""
+    if intervals.size == 0:
+        return intervals.reshape(0, 2).astype(np.int64)
+    intervals = intervals[np.argsort(intervals[:, 0])]
+    out = [list(intervals[0])]
+    for s, e in intervals[1:]:
+        if s <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], e)
+        else:
+            out.append([s, e])
+    return np.array(out, dtype=np.int64)
+
+
+def total_s(intervals: np.ndarray) -> float:
+    return float((intervals[:, 1] - intervals[:, 0]).sum()) / 1e9 if intervals.size else 0.0
+
+
+def inside(starts: np.ndarray, ends: np.ndarray, window: np.ndarray) -> np.ndarray:
+    """Mask of spans whose midpoint lies inside the window."""
+    if window.size == 0:
+        return np.zeros(len(starts), dtype=bool)
+    mid = (starts + ends) // 2
+    idx = np.searchsorted(window[:, 0], mid, side="right") - 1
+    ok = idx >= 0
+    out = np.zeros(len(mid), dtype=bool)
+    out[ok] = mid[ok] < window[idx[ok], 1]
+    return out
+
+
+def attrs_of(attrs: Any) -> dict[str, Any]:
+    if not isinstance(attrs, str) or not attrs:
+        return {}
+    try:
+        value = json.loads(attrs)
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _framework_of(backend: str) -> str:
+    return backend.split("_", 1)[0] if backend.startswith(("torch", "mlx")) else ""
+
+
+def _device_of(backend: str) -> str | None:
+    tail = backend.split("_", 1)[1] if "_" in backend else ""
+    return tail if tail in (*GPU_DEVICES, CPU_DEVICE) else None
+
+
+class Samples:
+    """The stack samples with per-stack facts computed once per unique stack."""
+
+    def __init__(self, run: RunData) -> None:
+        samples = run.samples
+        stacks = run.stacks
+        self.frames = [
+            Frame(
+                str(f.get("function", "?")),
+                str(f.get("file", "")),
+                int(f.get("line") or 0),
+                int(f.get("first_line") or f.get("line") or 0),
+                bool(f.get("library", False)),
+            )
+            for f in stacks.get("frames", [])
+        ]
+        self.stacks: list[list[int]] = [list(s) for s in stacks.get("stacks", [])]
+        if samples.empty or not self.stacks:
+            self.t = np.zeros(0, dtype=np.int64)
+            self.dt = np.zeros(0, dtype=np.int64)
+            self.sid = np.zeros(0, dtype=np.int64)
+        else:
+            valid = samples["stack_id"].between(0, len(self.stacks) - 1)
+            samples = samples[valid]
+            self.t = samples["t_ns"].to_numpy(dtype=np.int64)
+            self.dt = samples["dt_ns"].to_numpy(dtype=np.int64)
+            self.sid = samples["stack_id"].to_numpy(dtype=np.int64)
+        self._cache: dict[str, list[Any]] = {}
+
+    @property
+    def empty(self) -> bool:
+        return len(self.t) == 0
+
+    def stack(self, sid: int) -> list[Frame]:
+        return [self.frames[i] for i in self.stacks[sid] if 0 <= i < len(self.frames)]
+
+    def per_stack(self, key: str, fn: Callable[[list[Frame]], Any]) -> list[Any]:
+        if key not in self._cache:
+            self._cache[key] = [fn(self.stack(i)) for i in range(len(self.stacks))]
+        return self._cache[key]
+
+    @staticmethod
+    def stack_is_import(frames: list[Frame]) -> bool:
+        return any(f.file.startswith("<frozen importlib") for f in frames)
+
+    def in_window_not_importing(self, window: np.ndarray) -> np.ndarray:
+        """`in_window`, less the samples taken inside an import (start-up, not the workload)."""
+        imports = np.array(self.per_stack("stack_is_import", self.stack_is_import), dtype=bool)
+        return self.in_window(window) & ~imports[self.sid]
+
+    def in_window(self, window: np.ndarray) -> np.ndarray:
+        """Mask of samples whose midpoint lies in one of the window's intervals."""
+        if self.empty or window.size == 0:
+            return np.zeros(len(self.t), dtype=bool)
+        return inside(self.t, self.t + self.dt, window)
+
+    def seconds_where(self, predicate: Callable[[list[Frame]], bool], window: np.ndarray) -> float:
+        if self.empty:
+            return 0.0
+        flags = np.array(self.per_stack(predicate.__name__, predicate), dtype=bool)
+        mask = flags[self.sid] & self.in_window(window)
+        return float(self.dt[mask].sum()) / 1e9
+
+    def total_in(self, window: np.ndarray) -> float:
+        return float(self.dt[self.in_window(window)].sum()) / 1e9 if not self.empty else 0.0
+
+
+class RunView:
+    """What the rules read. `window` is the steady-state training steps where the run has steps
+    (the training window minus warm-up); shares are of `window_s`, never of imports or setup."""
+
+    def __init__(self, run: RunData) -> None:
+        self.run = run
+        meta = run.meta
+        backend = meta.get("backend") or {}
+        self.backend_name: str = backend.get("name") or (meta.get("config") or {}).get("backend") or ""
+        self.framework: str = backend.get("framework") or _framework_of(self.backend_name)
+        self.device: str | None = backend.get("device") or _device_of(self.backend_name)
+        self.config: dict[str, Any] = meta.get("config") or {}
+
+        spans = run.spans
+        if spans.empty:
+            spans = pd.DataFrame(columns=["kind", "name", "start_ns", "end_ns", "caller", "attrs"])
+        spans = spans.copy()
+        spans["start_ns"] = spans["start_ns"].astype("int64")
+        spans["end_ns"] = spans["end_ns"].astype("int64")
+        spans["dur_s"] = (spans["end_ns"] - spans["start_ns"]) / 1e9
+        if "attrs" not in spans:
+            spans["attrs"] = None
+        self.spans = spans
+
+        syncs = spans[spans["kind"] == "sync"].copy()
+        syncs["device"] = [attrs_of(a).get("device") or self.device or "unknown" for a in syncs["attrs"].tolist()]
+        # A sync is a wait on an accelerator. On the CPU device an mx.eval is the computation itself.
+        self.syncs = syncs[syncs["device"] != CPU_DEVICE]
+        self.cpu_evals = syncs[syncs["device"] == CPU_DEVICE]
+
+        self.duration_ns = int(meta.get("duration_ns") or run.duration_ns or 0)
+        self.telemetry = run.telemetry
+        self.samples = Samples(run)
+        self.steps, self.steps_source = self._steps()
+        durations = (self.steps[:, 1] - self.steps[:, 0]) / 1e9
+        self.n_warmup = warmup_count(durations)
+        self.steady = self.steps[self.n_warmup :]
+        self.import_s = 0.0
+        self.window = self._window()
+        self.window_s = max(total_s(self.window) - self.import_s, 1e-9)
+
+    # -- steps and windows -------------------------------------------------------------------
+    def _steps(self) -> tuple[np.ndarray, str]:
+        spans = self.spans
+        recorded = spans[spans["kind"] == step_model.STEP_KIND]
+        if not recorded.empty:
+            out = recorded[["start_ns", "end_ns"]].to_numpy(dtype=np.int64)
+            return out[np.argsort(out[:, 0])], "step hooks"
+        derived = step_model.derive_steps(spans)
+        if len(derived):
+            return derived, "step hooks (derived on read)"
+        batches = spans[(spans["kind"] == "batch") & (spans["name"] == "train")]
+        if not batches.empty:  # a run recorded before the step hooks existed: the loop's batches
+            out = batches[["start_ns", "end_ns"]].to_numpy(dtype=np.int64)
+            return out[np.argsort(out[:, 0])], "the loop's training batches"
+        return _EMPTY, ""
+
+    def _window(self) -> np.ndarray:
+        if len(self.steps):
+            self.window_label = "steady-state training steps"
+            return merge(self.steady if len(self.steady) else self.steps)
+        spans = self.spans
+        for kinds, label in (
+            (("epoch",), "training time (epochs)"),
+            (("train", "validation", "test", "single"), "time in training and inference phases"),
+        ):
+            sel = spans[spans["kind"].isin(kinds)]
+            if not sel.empty:
+                self.window_label = label
+                return merge(sel[["start_ns", "end_ns"]].to_numpy(dtype=np.int64))
+        self.window_label = "the run (no training steps found)"
+        end = self.duration_ns or (int(spans["end_ns"].max()) if not spans.empty else 0)
+        if not end and not self.samples.empty:
+            end = int((self.samples.t + self.samples.dt).max())
+        window = np.array([[0, end]], dtype=np.int64)
+        self.import_s = self.samples.seconds_where(Samples.stack_is_import, window)
+        return window
+
+    @property
+    def window_text(self) -> str:
+        if len(self.steps):
+            n = len(self.steady) if len(self.steady) else len(self.steps)
+            warm = f" after {self.n_warmup:,} warm-up step{'s' if self.n_warmup != 1 else ''}" if self.n_warmup else ""
+            return f"{self.window_s:.2f} s of {n:,} steady-state training steps{warm}"
+        text = f"{self.window_s:.2f} s of {self.window_label}"
+        if self.import_s > 0:
+            text += f", not counting {self.import_s:.2f} s of imports"
+        return text
+
+    @property
+    def setup_window(self) -> np.ndarray:
+        """The run before its first step (setup), empty when the run has no steps."""
+        if not len(self.steps) or self.steps[0, 0] <= 0:
+            return _EMPTY
+        return np.array([[0, int(self.steps[0, 0])]], dtype=np.int64)
+
+    @property
+    def uses_gpu(self) -> bool:
+        if self.device in GPU_DEVICES:
+            return True
+        return bool(self.syncs["device"].isin(GPU_DEVICES).any())
+
+    @property
+    def on_cpu(self) -> bool:
+        """The run computes on the CPU (a CPU backend, or a script whose syncs were all CPU)."""
+        return not self.uses_gpu
+
+    @cached_property
+    def gpu(self) -> Series | None:
+        """GPU utilisation telemetry of a run on a GPU (NVML, powermetrics), or None."""
+        return gpu_util(self.telemetry) if self.uses_gpu else None
+
+    @cached_property
+    def device_busy_pct(self) -> float | None:
+        """The GPU's mean utilisation over the window, where telemetry measured it."""
+        if self.gpu is None or not self.window.size:
+            return None
+        return util_over(self.gpu, self.window[:, 0], self.window[:, 1])
+
+    # -- the steady-state step -----------------------------------------------------------------
+    @cached_property
+    def split(self) -> dict[str, float]:
+        """Seconds of each part of the steady-state steps, summed (traces/steps.PARTS)."""
+        steps = self.steady if len(self.steady) else self.steps
+        if not len(steps):
+            return {}
+        parts = step_model.split_steps(self.spans, steps, self.syncs)
+        return {k: float(v.sum()) for k, v in parts.items()}
+
+    @cached_property
+    def step_median_s(self) -> float | None:
+        steps = self.steady if len(self.steady) else self.steps
+        if not len(steps):
+            return None
+        return float(np.median(steps[:, 1] - steps[:, 0])) / 1e9
+
+    def loaders(self) -> list[dict[str, Any]]:
+        """The DataLoaders the run iterated (num_workers, batch_size, pin_memory), from the hooks."""
+        rows = self.spans[(self.spans["kind"] == "hook") & (self.spans["name"] == "loader")]
+        return [attrs_of(a) for a in rows["attrs"].tolist()]

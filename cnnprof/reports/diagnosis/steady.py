@@ -1,0 +1,40 @@
+"""Which training steps are warm-up: the rule that separates the steady state from the start.
+
+The first step of any run pays for lazy initialisation (allocator growth, cuDNN autotuning,
+kernel compilation: MLX's CUDA backend compiles for ~90 s on a fresh machine, torch.compile
+traces), so it is always warm-up once a run has enough steps to tell. After it, warm-up goes on
+while steps are still much slower than the steady state, within the first part of the run: a
+compile of each new shape at the start (the last, smaller batch of an epoch; the first
+validation batch) is warm-up, while a slow step in the middle of training is part of the steady
+state (a checkpoint every N steps, a recompile: the `recompiles` and other findings name those).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Fewer steps than this: no steady state can be told from warm-up; every step is judged.
+MIN_STEPS = 5
+# The steady-state reference is the median of the second half of the steps: warm-up, however
+# long, cannot move it.
+# A step still counts as warm-up while it takes at least this multiple of that median: twice
+# the steady step is far outside the step-to-step noise of a training loop (a few percent to
+# ~30 % on a busy machine) and well below a compile or autotune step (10x to 10,000x).
+WARMUP_STEP_RATIO = 2.0
+# Warm-up is looked for in the first tenth of the steps, but at least the first 3.
+WARMUP_HEAD_SHARE = 0.10
+WARMUP_HEAD_MIN = 3
+
+
+def warmup_count(durations: np.ndarray) -> int:
+    """How many leading steps are warm-up (0 when there are too few steps to tell)."""
+    n = len(durations)
+    if n < MIN_STEPS:
+        return 0
+    steady = float(np.median(durations[n // 2 :]))
+    head = min(n // 2, max(WARMUP_HEAD_MIN, int(n * WARMUP_HEAD_SHARE)))
+    count = 1
+    for i in range(1, head):
+        if durations[i] >= WARMUP_STEP_RATIO * steady:
+            count = i + 1
+    return count
