@@ -65,7 +65,9 @@ def test_exception_inside_the_block_saves_a_failed_run_and_propagates(runs_dir: 
         1 / 0  # noqa: B018
     meta = read_meta(run.run_dir)
     assert meta["status"] == "failed" and "ZeroDivisionError" in meta["error"]
-    assert len(_spans(run.run_dir)) == 1  # the mark before the error is kept
+    spans = _spans(run.run_dir)
+    assert (spans["name"] == "mark").sum() == 1  # the mark before the error is kept
+    assert (spans["kind"] == "step").sum() == 1  # and the step it ends
     with pytest.raises(ProfileError, match="failed"):
         run.findings  # noqa: B018
     with cnnprof.profile(out=runs_dir, **QUIET) as again:  # the failed block released the process
@@ -108,7 +110,8 @@ def test_decorator_makes_one_run_per_call(runs_dir: Path) -> None:
     assert fit(2) == 4 and fit(3) == 6
     runs = sorted(runs_dir.iterdir())
     assert len(runs) == 2 and all(r.name.endswith("fit") or "fit-" in r.name for r in runs)
-    assert sorted(len(_spans(r)) for r in runs) == [2, 3]
+    assert sorted(int((_spans(r)["name"] == "mark").sum()) for r in runs) == [2, 3]
+    assert sorted(int((_spans(r)["kind"] == "step").sum()) for r in runs) == [2, 3]
 
 
 def test_marks_outside_a_block_do_nothing() -> None:

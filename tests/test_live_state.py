@@ -14,7 +14,7 @@ from cnnprof.live import verdict
 from cnnprof.live.panel import render
 from cnnprof.live.state import STREAM_NAME, LiveReader, StepTracker
 from cnnprof.live.view import status_line, watch
-from cnnprof.reports import diagnosis
+from cnnprof.reports.diagnosis import device_idle, input, sync
 
 MS = 1_000_000
 T0 = 10_000 * MS
@@ -110,9 +110,9 @@ def test_telemetry_tail_reads_only_whole_new_lines(tmp_path: Path) -> None:
 
 
 def test_verdict_thresholds_are_the_diagnosis_ones() -> None:
-    assert verdict.SYNC_BOUND_SHARE == diagnosis.SYNC_BOUND_SHARE
-    assert verdict.INPUT_BOUND_SHARE == diagnosis.INPUT_BOUND_SHARE
-    assert verdict.DEVICE_IDLE_PCT == diagnosis.DEVICE_IDLE_PCT
+    assert verdict.SYNC_BOUND_SHARE == sync.SYNC_BOUND_SHARE
+    assert verdict.INPUT_BOUND_SHARE == input.INPUT_BOUND_SHARE
+    assert verdict.DEVICE_IDLE_PCT == device_idle.DEVICE_IDLE_PCT
 
 
 def test_verdicts_input_launch_compute(tmp_path: Path) -> None:

@@ -118,7 +118,9 @@ def derive_steps(spans: pd.DataFrame) -> np.ndarray:
     # backward or update), else with that backward or update.
     work = _intervals(spans, (spans["kind"] == HOOK_KIND) & spans["name"].isin(list(_STEP_WORK)))
     work = work[work[:, 0] < ends[0]]
-    cut = int(work[:, 0].min()) if len(work) else int(ends[0])
+    # Marked by hand with no hooked work before the first mark: the step began with the run.
+    no_work = 0 if len(_hooks(spans, "mark")) else int(ends[0])
+    cut = int(work[:, 0].min()) if len(work) else no_work
     fetches = _hooks(spans, "data")
     fetched = fetches[fetches[:, 1] <= cut] if len(fetches) else fetches
     starts[0] = int(fetched[-1, 0]) if len(fetched) else cut
