@@ -135,3 +135,39 @@ def util(total_s: float, busy: float, idle: float | None = None, period_ms: int 
         in_sync = any(a <= t - period_ms * MS // 2 < b for a, b in spans)
         out.append((t, idle if (idle is not None and in_sync) else busy))
     return out
+
+
+def train_steps(
+    run: Run,
+    n: int,
+    *,
+    start_ms: float = 0.0,
+    data_ms: float = 1.0,
+    fwd_ms: float = 3.0,
+    bwd_ms: float = 4.0,
+    opt_ms: float = 1.0,
+    sync_ms: float = 0.0,
+    device: str = "cuda",
+    first_ms: float | None = None,
+) -> float:
+    """n back-to-back training steps as the step hooks record them (data, backward, optimizer
+    hooks, then a sync after the update), with their `step` spans; returns the end in ms. The
+    first step takes `first_ms` (a compile) when given, all of it before its backward."""
+    t = start_ms
+    for i in range(n):
+        extra = (first_ms - (data_ms + fwd_ms + bwd_ms + opt_ms + sync_ms)) if (i == 0 and first_ms) else 0.0
+        begin = t
+        a = t + data_ms
+        b = a + fwd_ms + extra
+        c = b + bwd_ms
+        d = c + opt_ms
+        run.span("hook", "data", int(begin * MS), int(a * MS))
+        run.span("hook", "backward", int(b * MS), int(c * MS))
+        run.span("hook", "optimizer", int(c * MS), int(d * MS))
+        end = d
+        if sync_ms:
+            run.span("sync", "Tensor.item", int(d * MS), int((d + sync_ms) * MS), caller=f"{USER}:77", device=device)
+            end = d + sync_ms
+        run.span("step", "train", int(begin * MS), int(end * MS))
+        t = end
+    return t

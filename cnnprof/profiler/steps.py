@@ -16,6 +16,8 @@ While a run (or a profiled script) executes, these record raw spans of kind `hoo
   made by `mlx.nn.value_and_grad`; `compiled` from each call of an `mx.compile`d function that
   updated an optimizer while it was traced (a compiled training step: its Python body, and so the
   update hook, runs only while tracing).
+* `first_forward` (torch, until the first optimizer step only): the start of each top-level module
+  call, from the global module forward hooks, so that the first step starts at its forward.
 * `mark` spans come from `cnnprof.step()` (the Python API), not from here.
 
 Each hook costs two `perf_counter_ns()` and one append (benchmarks/step_hook_cost.py). Inside a
@@ -56,6 +58,7 @@ class StepHooks:
         self.recorder = recorder
         self.patcher = Patcher()
         self._handles: list[Any] = []
+        self._forward_handles: list[Any] = []
         self._installed: set[str] = set()
         # How deep the current thread is inside a hooked call of each kind (nesting: the outer wins).
         self._depth: dict[str, int] = {}
@@ -73,6 +76,7 @@ class StepHooks:
             self.patcher.watch(_WATCHED, self._on_import)
 
     def remove(self) -> None:
+        self._drop_forward_hooks()
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
@@ -141,12 +145,38 @@ class StepHooks:
         optim = importlib.import_module("torch.optim.optimizer")  # torch.optim loads lazily
         self._handles.append(optim.register_optimizer_step_pre_hook(self._torch_opt_pre))
         self._handles.append(optim.register_optimizer_step_post_hook(self._torch_opt_post))
+        # Until the first optimizer step: where each top-level forward starts, so that the first
+        # step (and a compile in its forward) starts at its forward, not at its backward. The
+        # global module hooks put every module call on torch's slow path, hence only this long.
+        modules = torch.nn.modules.module
+        self._forward_handles = [
+            modules.register_module_forward_pre_hook(self._forward_pre),
+            modules.register_module_forward_hook(self._forward_post),
+        ]
         backward = self._span_wrapper("backward")
         self.patcher.patch(torch.Tensor, "backward", "Tensor.backward", backward)
         self.patcher.patch(torch.autograd, "backward", "torch.autograd.backward", backward)
         self.patcher.patch(torch.nn.Module, "train", "Module.train", self._mode_wrapper)
         if "torch.utils.data" in sys.modules:
             self._on_import("torch.utils.data")
+
+    def _forward_pre(self, module: Any, args: Any) -> None:
+        if self._is_compiling():
+            return
+        depth = self._depth.get("forward", 0)
+        self._depth["forward"] = depth + 1
+        if depth == 0:
+            t = _now()
+            self._record("first_forward", t, t)
+
+    def _forward_post(self, module: Any, args: Any, output: Any) -> None:
+        if not self._is_compiling():
+            self._depth["forward"] = max(self._depth.get("forward", 0) - 1, 0)
+
+    def _drop_forward_hooks(self) -> None:
+        for handle in self._forward_handles:
+            handle.remove()
+        self._forward_handles = []
 
     def _torch_opt_pre(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         self._opt_start.append(_now())
@@ -156,6 +186,8 @@ class StepHooks:
             start = self._opt_start.pop()
             if not self._opt_start:  # an optimizer stepping another inside its step: the outer one
                 self._record("optimizer", start, _now())
+                if self._forward_handles:
+                    self._drop_forward_hooks()
 
     def _mode_wrapper(self, name: str, original: Any) -> Any:
         depth, record = self._depth, self._record

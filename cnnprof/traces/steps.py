@@ -3,6 +3,7 @@
 The step hooks (profiler/steps.py) record what they see as spans of kind `hook`: `optimizer`
 (an optimizer step: torch's step pre -> post hook, MLX's `Optimizer.update`), `backward`
 (`Tensor.backward` / `torch.autograd.backward`), `data` (one `next()` on a DataLoader iterator),
+`first_forward` (the start of a top-level module call, until the first optimizer step),
 `grad` (a call of an MLX `value_and_grad` function), `compiled` (a call of an `mx.compile`d
 function that updates an optimizer), `mode` (`Module.train(False)` / `.eval()`: attrs `{"train":
 bool}`) and `mark` (a step boundary set by hand: `cnnprof.step()`). Steps are derived from them
@@ -114,13 +115,16 @@ def derive_steps(spans: pd.DataFrame) -> np.ndarray:
         return _EMPTY
     starts = np.empty(len(ends), dtype=np.int64)
     starts[1:] = ends[:-1]
-    # The first step starts with the fetch of its own batch (the last fetch before its first
-    # backward or update), else with that backward or update.
+    # The first step starts with the fetch of its own batch (the last fetch before its forward,
+    # else before its first backward or update), else with that forward, backward or update.
     work = _intervals(spans, (spans["kind"] == HOOK_KIND) & spans["name"].isin(list(_STEP_WORK)))
     work = work[work[:, 0] < ends[0]]
     # Marked by hand with no hooked work before the first mark: the step began with the run.
     no_work = 0 if len(_hooks(spans, "mark")) else int(ends[0])
     cut = int(work[:, 0].min()) if len(work) else no_work
+    forwards = _hooks(spans, "first_forward")
+    forwards = forwards[forwards[:, 0] <= cut] if len(forwards) else forwards
+    cut = int(forwards[-1, 0]) if len(forwards) else cut
     fetches = _hooks(spans, "data")
     fetched = fetches[fetches[:, 1] <= cut] if len(fetches) else fetches
     starts[0] = int(fetched[-1, 0]) if len(fetched) else cut

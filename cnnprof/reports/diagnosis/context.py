@@ -283,7 +283,10 @@ class RunView:
         steps = self.steady if len(self.steady) else self.steps
         if not len(steps):
             return {}
-        parts = step_model.split_steps(self.spans, steps, self.syncs)
+        # MLX computes inside mx.eval on every device: there the eval is the step's `sync` part
+        # (which the verdict explains), not time lost in the step's Python.
+        waits = pd.concat([self.syncs, self.cpu_evals]) if self.framework == "mlx" else self.syncs
+        parts = step_model.split_steps(self.spans, steps, waits)
         return {k: float(v.sum()) for k, v in parts.items()}
 
     @cached_property

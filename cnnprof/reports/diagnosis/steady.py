@@ -7,6 +7,7 @@ while steps are still much slower than the steady state, within the first part o
 compile of each new shape at the start (the last, smaller batch of an epoch; the first
 validation batch) is warm-up, while a slow step in the middle of training is part of the steady
 state (a checkpoint every N steps, a recompile: the `recompiles` and other findings name those).
+Warm-up is at most the first half of the steps.
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ import numpy as np
 MIN_STEPS = 5
 # The steady-state reference is the median of the second half of the steps: warm-up, however
 # long, cannot move it.
-# A step still counts as warm-up while it takes at least this multiple of that median: twice
-# the steady step is far outside the step-to-step noise of a training loop (a few percent to
-# ~30 % on a busy machine) and well below a compile or autotune step (10x to 10,000x).
+# A step is still warm-up while it takes at least this multiple of that median: twice the steady
+# step is far outside the step-to-step noise of a training loop (a few percent to ~30 % on a busy
+# machine) and well below a compile or autotune step (10x to 10,000x).
 WARMUP_STEP_RATIO = 2.0
-# Warm-up is looked for in the first tenth of the steps, but at least the first 3.
-WARMUP_HEAD_SHARE = 0.10
-WARMUP_HEAD_MIN = 3
+# Warm-up has ended at the first run of this many consecutive steady steps (below the ratio): one
+# noisy step later on does not stretch the warm-up back over everything before it.
+WARMUP_SETTLED_STEPS = 3
 
 
 def warmup_count(durations: np.ndarray) -> int:
@@ -32,9 +33,8 @@ def warmup_count(durations: np.ndarray) -> int:
     if n < MIN_STEPS:
         return 0
     steady = float(np.median(durations[n // 2 :]))
-    head = min(n // 2, max(WARMUP_HEAD_MIN, int(n * WARMUP_HEAD_SHARE)))
-    count = 1
-    for i in range(1, head):
-        if durations[i] >= WARMUP_STEP_RATIO * steady:
-            count = i + 1
-    return count
+    slow = durations >= WARMUP_STEP_RATIO * steady
+    for i in range(1, n // 2):
+        if not slow[i : i + WARMUP_SETTLED_STEPS].any():
+            return i
+    return n // 2

@@ -189,11 +189,19 @@ def _sync_bound(ctx: RunView, syncs: pd.DataFrame, total: float, share: float) -
     split, line = sync_split(ctx, syncs)
     if line:
         evidence.append(line)
-    if split == "device-bound":
-        severity = "medium"
+    rule = "sync-bound"
+    if split == "device-bound" or (split == "unknown" and ctx.framework == "mlx"):
+        # Not a sync problem: the wait is the device's work (the verdict says compute-bound). MLX
+        # computes inside mx.eval, so without telemetry its evals are taken as the same.
+        rule, severity = "sync-sites", "info"
+        what = (
+            "the GPU was busy while the host waited (device-bound)"
+            if split == "device-bound"
+            else "MLX computes the graph inside mx.eval (no GPU telemetry to tell busy from idle)"
+        )
         claim = (
-            f"Blocking syncs take {share:.0%} of the training time, but the GPU was busy while the host "
-            "waited (device-bound): the syncs only show where the wait for GPU work lands"
+            f"Blocking syncs take {share:.0%} of the steady-state step time, but {what}: the syncs only show "
+            "where the wait for GPU work lands"
         )
         fix = (
             "The GPU work itself is the bottleneck, and removing the syncs would mostly move the wait: "
@@ -202,7 +210,7 @@ def _sync_bound(ctx: RunView, syncs: pd.DataFrame, total: float, share: float) -
     elif split == "serialisation":
         severity = "high" if share >= SYNC_HIGH_SHARE else "medium"
         claim = (
-            f"Blocking host-device syncs take {share:.0%} of the training time and the GPU idles around "
+            f"Blocking host-device syncs take {share:.0%} of the steady-state step time and the GPU idles around "
             "them (serialisation): host and GPU take turns instead of overlapping"
         )
         fix = (
@@ -212,7 +220,7 @@ def _sync_bound(ctx: RunView, syncs: pd.DataFrame, total: float, share: float) -
     else:
         severity = "high" if share >= SYNC_HIGH_SHARE else "medium"
         claim = (
-            f"Blocking host-device syncs take {share:.0%} of the training time (no GPU utilisation "
+            f"Blocking host-device syncs take {share:.0%} of the steady-state step time (no GPU utilisation "
             "telemetry, so whether the GPU was busy (device-bound) or idle (serialisation) can't be told)"
         )
         fix = (
@@ -223,7 +231,7 @@ def _sync_bound(ctx: RunView, syncs: pd.DataFrame, total: float, share: float) -
     evidence.insert(1, f"split: {split}")
     if ctx.framework == "mlx":
         evidence.append("MLX is lazy: an mx.eval's time includes computing the graph it evaluates")
-    return Finding("sync-bound", severity, claim, evidence, fix, sites_from_spans(syncs))
+    return Finding(rule, severity, claim, evidence, fix, sites_from_spans(syncs))
 
 
 def _sync_sites(ctx: RunView, syncs: pd.DataFrame) -> Finding:

@@ -113,6 +113,8 @@ def _device_verdict(ctx: RunView, sync_share: float, split: str, split_line: str
         what = "the CPU's own computation"
         if ctx.framework == "mlx" and not ctx.cpu_evals.empty:
             evals = ctx.cpu_evals
+            inside = f"{_shares(ctx).get('sync', 0.0):.0%} of the step is inside mx.eval, " if ctx.split else ""
+            what += f" ({inside}which on the CPU device is the computation itself)"
             evidence.insert(
                 0,
                 f"{len(evals):,} mx.eval calls, {float(evals['dur_s'].sum()):.2f} s: on the CPU device an eval is "

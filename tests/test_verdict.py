@@ -1,0 +1,128 @@
+"""The verdict on constructed run directories: each kind where it must be given, and where not.
+
+The steady state: warm-up steps are left out of every share, and imports and setup never count
+as training time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from diagnosis_runs import MS, S, USER, Run, by_id, train_steps, util
+
+from cnnprof.reports.diagnosis import diagnose
+
+
+def _steps_run(tmp_path: Path, backend: str = "torch_cuda", **kw: float) -> tuple[Run, float]:
+    run = Run(tmp_path, backend)
+    end = train_steps(run, 100, device="cuda" if backend == "torch_cuda" else backend.split("_")[1], **kw)
+    return run, end
+
+
+def test_compute_bound_when_the_gpu_is_busy(tmp_path: Path) -> None:
+    run, end = _steps_run(tmp_path)
+    run.tel("gpu_util_pct", util(end / 1000, busy=96))
+    verdict = diagnose(run.load()).verdict
+    assert verdict.id == "compute-bound"
+    assert verdict.device_busy_pct == pytest.approx(96)
+    assert "bf16 autocast" in verdict.fix and "channels_last" in verdict.fix
+    assert set(verdict.split) == {"data", "forward", "backward", "optimizer", "sync", "other"}
+    assert verdict.split["backward"] == pytest.approx(4 / 9, rel=1e-3)
+    assert verdict.step_s == pytest.approx(0.009)
+
+
+def test_launch_bound_when_the_gpu_idles_and_nothing_explains_it(tmp_path: Path) -> None:
+    run, end = _steps_run(tmp_path)
+    run.tel("gpu_util_pct", util(end / 1000, busy=30))
+    result = diagnose(run.load())
+    assert result.verdict.id == "launch-bound"
+    assert "CUDA graph" in result.verdict.fix
+    assert by_id(result.findings, "device-idle")  # the supporting finding
+
+
+def test_input_bound_beats_an_idle_gpu(tmp_path: Path) -> None:
+    run, end = _steps_run(tmp_path, data_ms=12.0)
+    run.tel("gpu_util_pct", util(end / 1000, busy=20))
+    verdict = diagnose(run.load()).verdict
+    assert verdict.id == "input-bound"
+    assert verdict.split["data"] == pytest.approx(12 / 20, rel=1e-3)
+
+
+def test_sync_bound_only_when_the_gpu_idles_around_the_syncs(tmp_path: Path) -> None:
+    idle_dir, busy_dir = tmp_path / "idle", tmp_path / "busy"
+    idle_dir.mkdir()
+    busy_dir.mkdir()
+    idle, end = _steps_run(idle_dir, sync_ms=6.0)
+    idle.tel("gpu_util_pct", util(end / 1000, busy=90, idle=5, period_ms=1, syncs=idle))
+    assert diagnose(idle.load()).verdict.id == "sync-bound"
+    busy, end = _steps_run(busy_dir, sync_ms=6.0)
+    busy.tel("gpu_util_pct", util(end / 1000, busy=95, period_ms=1))
+    verdict = diagnose(busy.load()).verdict
+    assert verdict.id == "compute-bound"  # the host waited for real GPU work: device-bound syncs
+
+
+def test_mlx_eval_without_telemetry_is_the_devices_work_not_a_sync_problem(tmp_path: Path) -> None:
+    run = Run(tmp_path, "mlx_gpu")
+    train_steps(run, 50, data_ms=0.5, fwd_ms=0.5, bwd_ms=0.0, opt_ms=0.5, sync_ms=20.0, device="gpu")
+    assert diagnose(run.load()).verdict.id == "compute-bound"
+
+
+def test_warmup_is_left_out_of_the_steady_state(tmp_path: Path) -> None:
+    """MLX compiling its CUDA kernels in the first step (90 s) must not make the run sync-bound or
+    the GPU idle: the steady state is judged without it, and `warmup` says what was left out."""
+    run = Run(tmp_path, "mlx_gpu")
+    end = train_steps(run, 200, data_ms=0.5, fwd_ms=1.0, bwd_ms=0.0, opt_ms=0.5, sync_ms=6.0, device="gpu",
+                      first_ms=90_000.0)
+    readings = [(t, 1.0) for t, _ in util(90, busy=1, period_ms=100)]  # idle while compiling
+    readings += [(90 * S + t, 92.0) for t, _ in util((end - 90_000) / 1000, busy=92, period_ms=5)]
+    run.tel("gpu_util_pct", readings)
+    result = diagnose(run.load())
+    ids = [f.id for f in result.findings]
+    assert "warmup" in ids and "sync-bound" not in ids and "device-idle" not in ids
+    assert result.verdict.id == "compute-bound"
+    assert "after 1 warm-up step" in result.verdict.window
+    (warm,) = by_id(result.findings, "warmup")
+    assert "90.00 s" in warm.claim
+
+
+def test_setup_heavy_names_the_user_lines_before_training(tmp_path: Path) -> None:
+    run = Run(tmp_path, "torch_cpu")
+    module = run.frame("<module>", USER, 1)
+    convert = run.frame("load", USER, 12, first_line=10)
+    imp = run.frame("_find_and_load", "<frozen importlib._bootstrap>", 1, True)
+    run.sample([module, imp], 0, 1 * S)  # importing torch: not counted
+    run.sample([module, convert], 1 * S, 6 * S)  # tolist() conversions at load
+    train_steps(run, 100, start_ms=7_000, device="cpu")
+    verdict = diagnose(run.load()).verdict
+    assert verdict.id == "setup-heavy"
+    assert (verdict.call_sites[0].file, verdict.call_sites[0].line, verdict.call_sites[0].unit) == (USER, 12, "samples")
+    assert any("1.00 s imports (not counted)" in e for e in verdict.evidence)
+
+
+def test_imports_alone_never_make_a_run_setup_heavy(tmp_path: Path) -> None:
+    run = Run(tmp_path, "torch_cpu")
+    module = run.frame("<module>", USER, 1)
+    imp = run.frame("_find_and_load", "<frozen importlib._bootstrap>", 1, True)
+    run.sample([module, imp], 0, 5 * S)  # a slow `import torch`, longer than the training
+    train_steps(run, 100, start_ms=5_000, device="cpu")
+    assert diagnose(run.load()).verdict.id == "compute-bound"
+
+
+def test_cpu_run_is_compute_bound_with_cpu_levers(tmp_path: Path) -> None:
+    run, _ = _steps_run(tmp_path, backend="torch_cpu")
+    run.meta["step_hooks"] = {"torch_threads": 2}
+    verdict = diagnose(run.load()).verdict
+    assert verdict.id == "compute-bound"
+    assert "torch.set_num_threads" in verdict.fix and "(now 2)" in verdict.fix
+    assert verdict.device_busy_pct is None
+
+
+def test_shares_are_of_the_steady_steps_not_of_idle_time_between_them(tmp_path: Path) -> None:
+    """A script that idles 10 s after training (or between epochs) keeps its step split."""
+    run = Run(tmp_path, "torch_cuda")
+    end = train_steps(run, 50, data_ms=5.0, fwd_ms=1.0, bwd_ms=2.0, opt_ms=2.0)
+    module = run.frame("<module>", USER, 99)
+    run.sample([module], int(end * MS), 10 * S)
+    verdict = diagnose(run.load()).verdict
+    assert verdict.id == "input-bound"
+    assert verdict.split["data"] == pytest.approx(0.5, rel=1e-3)
