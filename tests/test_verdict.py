@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from diagnosis_runs import MS, S, USER, Run, by_id, train_steps, util
+from diagnosis_runs import MS, USER, Run, S, by_id, train_steps, util
 
 from cnnprof.reports.diagnosis import diagnose
 

@@ -12,7 +12,7 @@ model = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReL
 compiled = torch.compile(model, backend="aot_eager")
 opt = torch.optim.SGD(model.parameters(), lr=0.05)
 x, y = torch.randn(128, 64), torch.randint(0, 10, (128,))
-for step in range(60):
+for _ in range(60):
     loss = nn.functional.cross_entropy(compiled(x), y)
     opt.zero_grad()
     loss.backward()

@@ -15,7 +15,7 @@ model = nn.Sequential(
     nn.Flatten(), nn.Linear(32 * 7 * 7, 10),
 )
 opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-for epoch in range(2):
+for _ in range(2):
     for i in range(0, 512, 64):
         loss = nn.functional.cross_entropy(model(x[i : i + 64]), y[i : i + 64])
         opt.zero_grad()

@@ -17,7 +17,7 @@ y = torch.arange(256) % 4
 torch.set_num_threads(1)
 model = nn.Linear(400, 4)
 opt = torch.optim.SGD(model.parameters(), lr=0.1)
-for step in range(20):
+for _ in range(20):
     loss = nn.functional.cross_entropy(model(x), y)
     opt.zero_grad()
     loss.backward()

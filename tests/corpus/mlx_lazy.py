@@ -21,7 +21,7 @@ def loss_fn(m: nn.Module, x: mx.array, y: mx.array) -> mx.array:
 
 grad_fn = nn.value_and_grad(model, loss_fn)
 total = mx.array(0.0)
-for step in range(30):
+for _ in range(30):
     loss, grads = grad_fn(model, x, y)
     opt.update(model, grads)
     total = total + loss
