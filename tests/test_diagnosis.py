@@ -102,6 +102,7 @@ def test_device_bound_vs_serialisation_by_gpu_utilisation(tmp_path: Path) -> Non
     assert "device-bound" in fb.claim and fb.evidence[1] == "split: device-bound"
     assert fb.severity == "info"
     assert any("during the syncs 95%" in e for e in fb.evidence)
+    assert "they cost at most the GPU's idle time, 5% of the step" in fb.claim  # what removing them could save
 
     (fi,) = by_id(findings(idle.load()), "sync-bound")
     assert "serialisation" in fi.claim and fi.evidence[1] == "split: serialisation"

@@ -165,6 +165,15 @@ def sync_split(ctx: RunView, syncs: pd.DataFrame) -> tuple[str, str | None]:
     return ("device-bound" if u_sync >= SYNC_DEVICE_BUSY_PCT else "serialisation"), line
 
 
+def sync_cost_pct(ctx: RunView) -> float | None:
+    """What removing the syncs could save at most, as a share of the steady-state step: the GPU's
+    idle share. A sync drains the GPU's queue, so the GPU idles from its end until the host has
+    launched the next work; without syncs the host runs ahead and that idle time can vanish, but
+    the GPU's busy time cannot. None without GPU utilisation telemetry."""
+    busy = ctx.device_busy_pct
+    return None if busy is None else max(0.0, 100.0 - busy)
+
+
 def by_kind(syncs: pd.DataFrame) -> list[str]:
     lines = []
     grouped = syncs.groupby("name")["dur_s"].agg(["count", "sum"]).sort_values("sum", ascending=False)
@@ -189,6 +198,9 @@ def _sync_bound(ctx: RunView, syncs: pd.DataFrame, total: float, share: float) -
     split, line = sync_split(ctx, syncs)
     if line:
         evidence.append(line)
+    cost = sync_cost_pct(ctx)
+    if cost is not None:
+        evidence.append(f"removing them can save at most the GPU's idle time: {cost:.0f}% of the steady-state step")
     rule = "sync-bound"
     if split == "device-bound" or (split == "unknown" and ctx.framework == "mlx"):
         # Not a sync problem: the wait is the device's work (the verdict says compute-bound). MLX
@@ -199,9 +211,11 @@ def _sync_bound(ctx: RunView, syncs: pd.DataFrame, total: float, share: float) -
             if split == "device-bound"
             else "MLX computes the graph inside mx.eval (no GPU telemetry to tell busy from idle)"
         )
+        cost = sync_cost_pct(ctx)
+        at_most = f"; they cost at most the GPU's idle time, {cost:.0f}% of the step" if cost is not None else ""
         claim = (
             f"Blocking syncs take {share:.0%} of the steady-state step time, but {what}: the syncs only show "
-            "where the wait for GPU work lands"
+            f"where the wait for GPU work lands{at_most}"
         )
         fix = (
             "The GPU work itself is the bottleneck, and removing the syncs would mostly move the wait: "
