@@ -9,6 +9,8 @@
 # Run from the repo root, with plotly / pyinstrument / narwhals wheels in .whl/ (the machine has
 # neither plotly nor pyinstrument):  bash benchmarks/gpu/session5_fast.sh 2>&1 | tee $OUT/log.txt
 #   MLX=0  leave mlx_gpu out even when it imports;  CPU=0  skip the torch_cpu bench.
+#   mlx (mlx + mlx-cuda-13) is not in .whl: install it first (e.g. into /tmp/site) and export its
+#   folder in PYTHONPATH; the script keeps PYTHONPATH and adds mlx_gpu when `import mlx.core` sees a GPU.
 # Budget: ~1.5 min torch_cuda, ~3 min mlx_gpu on a fresh machine (its first run compiles MLX's
 # CUDA kernels, ~100 s), ~1.5 min torch_cpu.
 set -uo pipefail
@@ -17,12 +19,14 @@ RUNS=${RUNS:-/tmp/runs5}
 mkdir -p "$OUTDIR" "$RUNS"
 export PYTHONUNBUFFERED=1
 
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    || { echo "installing the wheels in .whl failed"; exit 1; }
-  export PYTHONPATH=/tmp/site:$PWD
+# Our own target folder, and any PYTHONPATH already set kept: mlx may have been installed elsewhere first.
+WHEELS=${WHEELS:-.whl}
+if ls "$WHEELS"/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site5 "$WHEELS"/*.whl \
+    || { echo "installing the wheels in $WHEELS failed"; exit 1; }
+  export PYTHONPATH=/tmp/site5:$PWD${PYTHONPATH:+:$PYTHONPATH}
 else
-  export PYTHONPATH=$PWD
+  export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 fi
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,power.draw --format=csv,noheader
 python3 -c "import sys, torch; print(sys.version.split()[0], torch.__version__, torch.cuda.get_device_name(0))"
