@@ -12,9 +12,10 @@ from rich.console import Console
 from cnnprof.errors import UserError
 from cnnprof.live import verdict
 from cnnprof.live.panel import render
-from cnnprof.live.state import STREAM_NAME, LiveReader, StepTracker
+from cnnprof.live.state import SPANS_STREAM, STREAM_NAME, LiveReader, StepTracker
 from cnnprof.live.view import status_line, watch
 from cnnprof.reports.diagnosis import device_idle, input, sync
+from cnnprof.reports.diagnosis import verdict as diagnosis_verdict
 
 MS = 1_000_000
 T0 = 10_000 * MS
@@ -113,19 +114,33 @@ def test_verdict_thresholds_are_the_diagnosis_ones() -> None:
     assert verdict.SYNC_BOUND_SHARE == sync.SYNC_BOUND_SHARE
     assert verdict.INPUT_BOUND_SHARE == input.INPUT_BOUND_SHARE
     assert verdict.DEVICE_IDLE_PCT == device_idle.DEVICE_IDLE_PCT
+    assert verdict.SYNC_DEVICE_BUSY_PCT == sync.SYNC_DEVICE_BUSY_PCT
+    assert verdict.DEVICE_WAIT_SHARE == diagnosis_verdict.DEVICE_WAIT_SHARE
 
 
-def test_verdicts_input_launch_compute(tmp_path: Path) -> None:
-    def state_for(parts: dict[str, int], gpu_util: float | None) -> object:
-        rows = _step(T0, parts) + _step(T0 + 100 * MS, parts)
-        run_dir = _run_dir(tmp_path)
-        stream = run_dir / STREAM_NAME
-        stream.write_text("t_ns,source,metric,value\n" + (f"1,nvml,gpu_util_pct,{gpu_util}\n" if gpu_util else ""))
-        return LiveReader(run_dir, span_rows=lambda: rows, clock=lambda: T0 + 300 * MS).tick()
-
-    assert verdict.live_verdict(state_for({"data": 10, "forward": 10}, 90.0)).label == "input-bound"
-    assert verdict.live_verdict(state_for({"forward": 10, "backward": 10}, 20.0)).label == "launch-bound"
-    assert verdict.live_verdict(state_for({"forward": 10, "backward": 10}, 95.0)).label == "compute-bound"
+@pytest.mark.parametrize(
+    ("parts", "device", "gpu_util", "label"),
+    [
+        ({"data": 10, "forward": 10}, "cuda", 90.0, "input-bound"),
+        ({"forward": 5, "sync": 15}, "cuda", 20.0, "sync-bound"),
+        ({"forward": 5, "sync": 15}, "cuda", 95.0, "compute-bound"),  # the device was busy through the waits
+        ({"forward": 10, "backward": 10}, "cuda", 20.0, "launch-bound"),
+        ({"forward": 10, "backward": 10}, "cuda", 95.0, "compute-bound"),
+        ({"forward": 8, "sync": 12}, "cuda", None, "sync-bound"),
+        ({"forward": 16, "sync": 4}, "cuda", None, "launch-bound"),
+        ({"forward": 5, "sync": 15}, "cpu", None, "compute-bound"),  # reads of CPU tensors are no syncs
+        ({"data": 10, "forward": 10}, "cpu", None, "input-bound"),
+    ],
+)
+def test_verdict_follows_the_diagnosis_order(
+    tmp_path: Path, parts: dict[str, int], device: str, gpu_util: float | None, label: str
+) -> None:
+    rows = _step(T0, parts, device) + _step(T0 + 100 * MS, parts, device)
+    run_dir = _run_dir(tmp_path)
+    telemetry = f"1,nvml,gpu_util_pct,{gpu_util}\n" if gpu_util is not None else ""
+    (run_dir / STREAM_NAME).write_text("t_ns,source,metric,value\n" + telemetry)
+    state = LiveReader(run_dir, span_rows=lambda: rows, clock=lambda: T0 + 300 * MS).tick()
+    assert verdict.live_verdict(state).label == label
 
 
 def _panel_text(st: object) -> str:
@@ -195,3 +210,34 @@ def test_watch_stops_when_the_runs_process_is_gone(tmp_path: Path) -> None:
 def test_watch_needs_a_run_directory(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="not a run directory"):
         watch(tmp_path, Console(file=open(os.devnull, "w")))  # noqa: SIM115
+
+
+def test_without_the_recorder_steps_come_from_the_span_stream(tmp_path: Path) -> None:
+    run_dir = _run_dir(tmp_path)
+    stream = run_dir / SPANS_STREAM
+    flush = [list(r) for r in _step(T0, {"data": 2, "forward": 8}) + _step(T0 + 20 * MS, {"data": 2, "forward": 8})]
+    stream.write_text(json.dumps({"spans": flush[:3]}) + "\n" + json.dumps({"spans": flush[3:]})[:20])
+    reader = LiveReader(run_dir, clock=lambda: T0 + 40 * MS)
+    assert reader.tick().steps == 1  # the torn second flush waits for its newline
+    with stream.open("a") as f:
+        f.write(json.dumps({"spans": flush[3:]})[20:] + "\nnot json\n")
+    st = reader.tick()
+    assert st.steps == 2 and st.last_step is not None and st.last_step.split["data"] == pytest.approx(0.002)
+
+
+def test_held_output_gives_whole_lines_and_hands_rich_the_real_file() -> None:
+    import io
+
+    from cnnprof.live.output import HeldOutput
+
+    real = io.StringIO()
+    held = HeldOutput(real)
+    held.write("step 1\nstep")
+    assert held.take() == "step 1\n" and held.take() == ""
+    held.write(" 2\n")
+    assert held.take() == "step 2\n"
+    held.write("unfinished")
+    assert held.take(everything=True) == "unfinished" and real.getvalue() == ""
+    console = Console(file=held)
+    console.print("to the real file")  # rich unwraps it: never back into the held buffer
+    assert real.getvalue() == "to the real file\n" and held.take(everything=True) == ""

@@ -7,6 +7,7 @@ the pane shows, never on how long it took.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -102,12 +103,15 @@ def test_panel_shows_changing_numbers_and_leaves_the_terminal_clean(pane: Pane, 
     first = pane.wait_for(lambda t: "cnnprof live" in t and (_steps(t) or 0) > 0, "the panel with steps")
     assert "CPU" in first and "so far:" in first and "memory" in first
     n = _steps(first) or 0
-    later = pane.wait_for(lambda t: (_steps(t) or 0) > n + 5, "the step count going up")
+    # Past step 50, the script has printed a line too (shown above the panel).
+    later = pane.wait_for(lambda t: (_steps(t) or 0) > max(n + 5, 55), "the step count going up")
     assert re.search(r"\d+\.\d/s", later)  # a steps-per-second figure
     (tmp_path / "stop").touch()
     done = pane.wait_for(_exit_code, "the end of the run")
     assert _exit_code(done) == "0" and "loop done True" in done
     assert "live view stopped" not in done
+    history = pane.text(history=True)
+    assert "step 50\n" in history and history.count("cnnprof live") == 1  # prints above one panel
     _check_clean(pane, tmp_path)
 
 
@@ -135,4 +139,27 @@ def test_run_live_shows_the_position_and_the_epoch_lines(pane: Pane, tmp_path: P
     assert _exit_code(pane.wait_for(_exit_code, "the end of the run")) == "0"
     done = pane.text(history=True)
     assert re.search(r"^epoch 1/1: [\d.]+ s", done, re.MULTILINE) and "epochs completed" in done
+    _check_clean(pane, tmp_path)
+
+
+def test_watch_follows_a_run_started_elsewhere_until_it_ends(pane: Pane, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    argv = [sys.executable, "-m", "cnnprof.cli", "profile", "--telemetry", "procfs", "--profiler", "none",
+            "--no-report", "--out", str(runs), "--", str(SCRIPT), str(tmp_path / "stop")]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        end = time.monotonic() + DEADLINE_S
+        while not list(runs.glob("*/run.json")) and time.monotonic() < end:
+            time.sleep(0.2)
+        (run_dir,) = [p.parent for p in runs.glob("*/run.json")]
+        watch = [sys.executable, "-m", "cnnprof.cli", "watch", str(run_dir)]
+        pane.type(f"PYTHONPATH={shlex.quote(str(ROOT))} " + shlex.join(watch) + "; echo EXIT=$?")
+        pane.wait_for(lambda t: "cnnprof live · live_loop.py" in t and "CPU" in t, "the panel of the other run")
+        (tmp_path / "stop").touch()
+        assert run.wait(timeout=DEADLINE_S) == 0
+    finally:
+        run.kill()
+    done = pane.wait_for(_exit_code, "watch ending with the run")
+    assert _exit_code(done) == "0" and "the run is complete" in done
     _check_clean(pane, tmp_path)

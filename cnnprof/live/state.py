@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-STREAM_NAME = "telemetry.stream.csv"  # profiler/telemetry/launcher.py writes it; not imported (no pyarrow here)
+# The stream files (traces/streams.py); named here so that this module imports nothing heavy.
+STREAM_NAME = "telemetry.stream.csv"
+SPANS_STREAM = "spans.stream.jsonl"
 RUN_JSON = "run.json"
 
 # Rates (steps/s, syncs/s) are over the last RATE_WINDOW_S of the run's clock: long enough to
@@ -93,6 +95,34 @@ class TelemetryTail:
             except ValueError:
                 continue
         return rows
+
+
+class SpanTail:
+    """The span stream's new rows on each call: one JSON line per flush, `{"spans": [[kind, name,
+    start_ns, end_ns, epoch, batch, caller, attrs], ...]}`, absolute times (traces/streams.py)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+        self.rows: list[Row] = []
+
+    def read(self) -> list[Row]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self._offset)
+                data = f.read()
+        except OSError:
+            return self.rows
+        end = data.rfind(b"\n") + 1
+        self._offset += end
+        for line in data[:end].splitlines():
+            try:
+                spans = json.loads(line).get("spans")
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(spans, list):
+                self.rows += [r for r in spans if isinstance(r, list) and len(r) == 8 and isinstance(r[2], int)]
+        return self.rows
 
 
 class StepTracker:
@@ -198,7 +228,8 @@ class LiveReader:
     """Turns a run's records into a `LiveState`, one `tick()` at a time.
 
     `span_rows` gives the span rows recorded so far (the in-process recorder's list; it only
-    grows); without it the view shows telemetry and status only.
+    grows); without it they come from the run's span stream file, which the session appends to
+    twice a second.
     """
 
     def __init__(
@@ -209,7 +240,7 @@ class LiveReader:
     ) -> None:
         self.state = LiveState(run_dir)
         self._tail = TelemetryTail(run_dir / STREAM_NAME)
-        self._span_rows = span_rows
+        self._span_rows = span_rows or SpanTail(run_dir / SPANS_STREAM).read
         self._seen_rows = 0
         self._steps = StepTracker()
         self._clock = clock
@@ -221,11 +252,10 @@ class LiveReader:
         for _t_ns, key, value in self._tail.read():
             st.telemetry[key] = value
             st.history.setdefault(key, deque(maxlen=HISTORY)).append(value)
-        if self._span_rows is not None:
-            rows = self._span_rows()
-            new = rows[self._seen_rows : len(rows)]
-            self._seen_rows += len(new)
-            self._steps.feed(new)
+        rows = self._span_rows()
+        new = rows[self._seen_rows : len(rows)]
+        self._seen_rows += len(new)
+        self._steps.feed(new)
         tracker = self._steps
         for step in tracker.take():
             st.recent_steps.append(step)

@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.live import Live
+from rich.text import Text
 
 from ..errors import UserError
+from .output import HeldStreams
 from .panel import render
 from .state import RUN_JSON, LiveReader, LiveState
 from .verdict import gpu_busy_pct, live_verdict
@@ -33,7 +35,9 @@ LINE_PERIOD_S = 5.0
 
 
 class LiveView:
-    """`with LiveView(session, console):` inside the session's block shows the panel for it."""
+    """`with LiveView(session, console):` inside the session's block shows the panel for it.
+    What the observed code prints to the terminal meanwhile is held and shown above the panel at
+    each redraw (live/output.py says why)."""
 
     def __init__(self, session: RunSession, console: Console, period_s: float = PERIOD_S) -> None:
         self.reader = LiveReader(session.run_dir, span_rows=lambda: session.recorder.rows)
@@ -41,9 +45,9 @@ class LiveView:
         self.period_s = period_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="cnnprof-live", daemon=True)
-        self._live = Live(
-            console=console, auto_refresh=False, redirect_stdout=True, redirect_stderr=True, transient=False
-        )
+        self._live = Live(console=console, auto_refresh=False, redirect_stdout=False, redirect_stderr=False)
+        self._held = HeldStreams()
+        self._lock = threading.Lock()  # one redraw at a time: the thread's, or __exit__'s last one
 
     @property
     def state(self) -> LiveState:
@@ -51,7 +55,8 @@ class LiveView:
 
     def __enter__(self) -> LiveView:
         self._live.start()
-        self._draw()
+        self._held.__enter__()
+        self._draw(self.reader.tick())
         self._thread.start()
         return self
 
@@ -62,20 +67,24 @@ class LiveView:
             # The session writes its status after the view has gone: say how the block ended.
             state = self.reader.tick()
             state.status = "ended" if exc_type is None else "interrupted" if exc_type is KeyboardInterrupt else "failed"
-            self._live.update(render(state), refresh=True)
+            self._draw(state, everything=True)
         finally:
+            self._held.__exit__()
             self._live.stop()
 
     def _loop(self) -> None:
         while not self._stop.wait(self.period_s):
             try:
-                self._draw()
+                self._draw(self.reader.tick())
             except Exception as exc:  # the view must never take the run down with it
                 self._live.console.print(f"cnnprof: live view stopped ({type(exc).__name__}: {exc})", markup=False)
                 return
 
-    def _draw(self) -> None:
-        self._live.update(render(self.reader.tick()), refresh=True)
+    def _draw(self, state: LiveState, everything: bool = False) -> None:
+        with self._lock:
+            for text, _ in self._held.take(everything):
+                self._live.console.print(Text.from_ansi(text.removesuffix("\n")), soft_wrap=True)
+            self._live.update(render(state), refresh=True)
 
 
 class LiveEvents:

@@ -9,8 +9,12 @@ import cnnprof
 
 stop = Path(sys.argv[1])
 deadline = time.monotonic() + 60
+n = 0
 while not stop.exists() and time.monotonic() < deadline:
     total = sum(i * i for i in range(20_000))  # a little host work per step
     time.sleep(0.02)
     cnnprof.step()
+    n += 1
+    if n % 50 == 0:
+        print(f"step {n}", flush=True)  # shown above the panel, not through it
 print("loop done", total > 0)
