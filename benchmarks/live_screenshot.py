@@ -1,10 +1,13 @@
 """The README's picture of the live view (docs/img/live.png): a real `--live` run in tmux, its
 pane captured with colours (`tmux capture-pane -e`) and drawn as a PNG with pillow.
 
-    python benchmarks/live_screenshot.py docs/img/live.png -- run --backend torch_cpu --epochs 2
+    python benchmarks/live_screenshot.py docs/img/live.png -- run --live --backend torch_cpu --epochs 2
+    python benchmarks/live_screenshot.py - --save-ansi live.ansi -- run --live ...   # capture only
+    python benchmarks/live_screenshot.py docs/img/live.png --from-ansi live.ansi       # draw only
 
 Everything after `--` is a cnnprof command line; the pane is captured once the panel has shown
-steps for a few seconds (`--after S`), then the run is stopped with Ctrl-C.
+steps for a few seconds (`--after S`), then the run is stopped with Ctrl-C. Capturing needs tmux,
+drawing needs pillow: the two can happen on different machines.
 """
 
 from __future__ import annotations
@@ -18,13 +21,13 @@ import time
 import uuid
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
 from rich.console import Console
+from rich.terminal_theme import MONOKAI
 from rich.text import Text
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf"
 FONT_BOLD = "/usr/share/fonts/truetype/dejavu/DejaVuSansMono-Bold.ttf"
-BACKGROUND, FOREGROUND = (24, 24, 28), (220, 220, 220)
+BACKGROUND, FOREGROUND = tuple(MONOKAI.background_color), tuple(MONOKAI.foreground_color)
 COLUMNS, ROWS = 110, 18
 
 
@@ -52,6 +55,8 @@ def capture(command: list[str], after_s: float) -> str:
 
 def draw(ansi: str, out: Path) -> None:
     """The panel's lines (from its top border to its bottom border) as an image."""
+    from PIL import Image, ImageDraw, ImageFont
+
     lines = ansi.splitlines()
     top = next(i for i, s in enumerate(lines) if "cnnprof live" in s)
     bottom = next(i for i in range(top + 1, len(lines)) if "╰" in lines[i])
@@ -67,7 +72,7 @@ def draw(ansi: str, out: Path) -> None:
             style = seg.style
             color = FOREGROUND
             if style and style.color and not style.color.is_default:
-                color = style.color.get_truecolor()
+                color = style.color.get_truecolor(MONOKAI)  # a dark terminal's palette
             for ch in seg.text:
                 pen.text((x, 12 + row * cell_h), ch, font=bold if style and style.bold else font, fill=tuple(color))
                 x += cell_w
@@ -77,14 +82,19 @@ def draw(ansi: str, out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("out", type=Path)
+    parser.add_argument("out", help="the PNG to write, or - for none")
     parser.add_argument("--after", type=float, default=4.0, metavar="S", help="seconds of panel before the capture")
-    parser.add_argument("command", nargs=argparse.REMAINDER)
-    args = parser.parse_args()
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    ansi = capture(command, args.after)
-    draw(ansi, args.out)
-    print(args.out)
+    parser.add_argument("--save-ansi", type=Path, metavar="FILE", help="keep the captured pane (with colours)")
+    parser.add_argument("--from-ansi", type=Path, metavar="FILE", help="draw a saved capture instead of running")
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)  # after it: cnnprof's own command line
+    args = parser.parse_args(argv[:cut])
+    ansi = args.from_ansi.read_text(encoding="utf-8") if args.from_ansi else capture(argv[cut + 1:], args.after)
+    if args.save_ansi:
+        args.save_ansi.write_text(ansi, encoding="utf-8")
+    if args.out != "-":
+        draw(ansi, Path(args.out))
+        print(args.out)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ RUN_JSON = "run.json"
 # smooth a loop's jitter, short enough to follow a change of phase.
 RATE_WINDOW_S = 5.0
 HISTORY = 60  # telemetry values kept per metric, for the sparklines
+RECENT_STEPS = 50  # the steps the verdict judges
+PARTS_KEPT = 8192  # part spans kept for splitting the recent steps
 
 # The parts of a step the panel names, in order; whatever the spans don't cover is `other`.
 PARTS = ("data", "forward", "backward", "optimizer", "sync")
@@ -54,7 +57,7 @@ class LiveState:
     steps: int = 0
     steps_per_s: float | None = None
     last_step: Step | None = None
-    recent_steps: deque[Step] = field(default_factory=lambda: deque(maxlen=50))
+    recent_steps: deque[Step] = field(default_factory=lambda: deque(maxlen=RECENT_STEPS))
     syncs: int = 0
     syncs_per_s: float | None = None
     progress: str = ""  # "epoch 2/10 train 37/105", from the loop's events when in-process
@@ -135,76 +138,99 @@ class StepTracker:
     """
 
     def __init__(self) -> None:
-        self._parts: deque[tuple[str, int, int]] = deque(maxlen=4096)  # (part, start, end)
-        self._boundaries: deque[int] = deque(maxlen=4096)  # step end times, for the rate
-        self._sync_ends: deque[int] = deque(maxlen=65536)
+        self._parts: deque[tuple[str, int, int]] = deque(maxlen=PARTS_KEPT)  # (part, start, end)
+        self._boundaries: deque[int] = deque()  # step end times in the rate window
+        self._sync_ends: deque[int] = deque()  # device sync end times in the rate window
         self._boundary_kind: str | None = None
         self._last_boundary: int | None = None
-        self.steps: list[Step] = []  # steps finished since the last take()
+        self._pending: list[tuple[int, int]] = []  # (begin, end) of the steps since the last take()
         self.count = 0
         self.sync_count = 0
 
     def feed(self, rows: Sequence[Row]) -> None:
+        parts, sync_ends = self._parts, self._sync_ends
         for row in rows:
-            kind, name, start, end = row[0], row[1], row[2], row[3]
+            kind = row[0]
             if kind == "sync":
                 if not _on_cpu(row):
                     self.sync_count += 1
-                    self._sync_ends.append(end)
-                    self._parts.append(("sync", start, end))
-            elif kind in PARTS:
-                self._parts.append((kind, start, end))
-            elif kind == "hook" and name in PARTS:
-                self._parts.append((name, start, end))
-            boundary = _boundary_kind(kind, name)
-            if boundary is None:
-                continue
-            if self._boundary_kind is None or _BOUNDARY_RANK[boundary] < _BOUNDARY_RANK[self._boundary_kind]:
-                self._boundary_kind, self._last_boundary = boundary, None
-            if boundary != self._boundary_kind:
-                continue
-            begin = start if boundary == "batch" else self._last_boundary
-            self._last_boundary = end
-            if begin is None:
-                continue
-            self.count += 1
-            self._boundaries.append(end)
-            self.steps.append(Step(end, (end - begin) / 1e9, self._split(begin, end)))
+                    sync_ends.append(row[3])
+                    parts.append(("sync", row[2], row[3]))
+            elif kind in _PART_SET:
+                parts.append((kind, row[2], row[3]))
+            elif kind == "hook":  # an optimizer-step hook is both a part and a boundary
+                if row[1] in _PART_SET:
+                    parts.append((row[1], row[2], row[3]))
+                if row[1] in _BOUNDARY_RANK:
+                    self._boundary(row[1], row[2], row[3])
+            elif kind == "batch" and row[1] == "train":
+                self._boundary("batch", row[2], row[3])
 
-    def _split(self, begin: int, end: int) -> dict[str, float]:
-        inside = [(p, max(s, begin), min(e, end)) for p, s, e in self._parts if e > begin and s < end]
-        syncs = [(s, e) for p, s, e in inside if p == "sync"]
-        split = dict.fromkeys(PARTS, 0.0)
-        for part, s, e in inside:
-            ns = e - s
-            if part != "sync":
-                ns -= sum(max(0, min(e, se) - max(s, ss)) for ss, se in syncs)
-            split[part] += max(0, ns) / 1e9
-        split["other"] = max(0.0, (end - begin) / 1e9 - sum(split.values()))
-        return split
-
-    def steps_per_s(self, now_ns: int) -> float | None:
-        return _rate(self._boundaries, now_ns)
-
-    def syncs_per_s(self, now_ns: int) -> float | None:
-        return _rate(self._sync_ends, now_ns)
+    def _boundary(self, boundary: str, start: int, end: int) -> None:
+        if self._boundary_kind is None or _BOUNDARY_RANK[boundary] < _BOUNDARY_RANK[self._boundary_kind]:
+            self._boundary_kind, self._last_boundary = boundary, None
+        if boundary != self._boundary_kind:
+            return
+        begin = start if boundary == "batch" else self._last_boundary
+        self._last_boundary = end
+        if begin is None:
+            return
+        self.count += 1
+        self._boundaries.append(end)
+        self._pending.append((begin, end))
 
     def take(self) -> list[Step]:
-        steps, self.steps = self.steps, []
+        """The steps finished since the last call, split into parts; only the last RECENT_STEPS
+        of them (all the panel and the verdict look at), so a tick's cost does not grow with the
+        step rate. A part span belongs to the step it ends in, clipped to it."""
+        pending, self._pending = self._pending[-RECENT_STEPS:], []
+        if not pending:
+            return []
+        window: list[tuple[str, int, int]] = []
+        for part in reversed(self._parts):  # appended as they end: the newest are at the right
+            if part[2] <= pending[0][0]:
+                break
+            window.append(part)
+        window.reverse()
+        ends = [e for _, _, e in window]
+        steps = []
+        for begin, end in pending:
+            inside = window[bisect_right(ends, begin) : bisect_right(ends, end)]
+            steps.append(Step(end, (end - begin) / 1e9, _split(begin, end, inside)))
         return steps
 
+    def steps_per_s(self, now_ns: int) -> float | None:
+        return _rate(self._boundaries, now_ns, self.count)
 
-def _rate(ends: deque[int], now_ns: int) -> float | None:
+    def syncs_per_s(self, now_ns: int) -> float | None:
+        return _rate(self._sync_ends, now_ns, self.sync_count)
+
+
+def _split(begin: int, end: int, parts: list[tuple[str, int, int]]) -> dict[str, float]:
+    inside = [(p, max(s, begin), e) for p, s, e in parts if s < end]
+    syncs = [(s, e) for p, s, e in inside if p == "sync"]
+    split = dict.fromkeys(PARTS, 0.0)
+    for part, s, e in inside:
+        ns = e - s
+        if part != "sync" and syncs:
+            ns -= sum(max(0, min(e, se) - max(s, ss)) for ss, se in syncs)
+        split[part] += max(0, ns) / 1e9
+    split["other"] = max(0.0, (end - begin) / 1e9 - sum(split.values()))
+    return split
+
+
+def _rate(ends: deque[int], now_ns: int, seen: int) -> float | None:
     """Events per second over the last RATE_WINDOW_S: the intervals between the events in the
     window over the time from the first of them to now (so a stall makes the rate fall); None
-    before the first event."""
-    if not ends:
+    before the first event. Drops the events that have left the window."""
+    if not seen:
         return None
     since = now_ns - int(RATE_WINDOW_S * 1e9)
-    recent = [t for t in ends if t > since]
-    if len(recent) < 2 or now_ns <= recent[0]:
+    while ends and ends[0] <= since:
+        ends.popleft()
+    if len(ends) < 2 or now_ns <= ends[0]:
         return 0.0
-    return (len(recent) - 1) / ((now_ns - recent[0]) / 1e9)
+    return (len(ends) - 1) / ((now_ns - ends[0]) / 1e9)
 
 
 def _on_cpu(row: Row) -> bool:
@@ -214,14 +240,7 @@ def _on_cpu(row: Row) -> bool:
 
 
 _BOUNDARY_RANK = {"batch": 0, "mark": 1, "optimizer": 2}
-
-
-def _boundary_kind(kind: str, name: str) -> str | None:
-    if kind == "batch" and name == "train":
-        return "batch"
-    if kind == "hook" and name in ("mark", "optimizer"):
-        return name
-    return None
+_PART_SET = frozenset(PARTS) - {"sync"}
 
 
 class LiveReader:
