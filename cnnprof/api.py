@@ -30,7 +30,7 @@ from .errors import UserError
 
 if TYPE_CHECKING:
     from .profiler.session import RunSession
-    from .reports.findings import Finding
+    from .reports.findings import Diagnosis, Finding, Verdict
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -49,8 +49,9 @@ class Profile:
     `with cnnprof.profile() as run:` around the code, or `@cnnprof.profile()` on a function (each
     call is then its own run). The block gets the same observation as the command line: the stack
     sampler, the host-device sync hooks, the step hooks and the telemetry process. At its end the
-    run directory (kind `block`) is written, diagnosed, and the findings printed and kept on the
-    returned object: `run.findings`, `run.run_dir`, `run.status`, `run.report`.
+    run directory (kind `block`) is written and diagnosed; the verdict and findings are printed and
+    kept on the returned object: `run.verdict`, `run.findings`, `run.run_dir`, `run.status`,
+    `run.report`.
 
     An exception inside the block still writes the run (status `failed`; Ctrl-C: `interrupted`)
     and propagates. One block at a time per process: opening a second one while one is open
@@ -67,7 +68,7 @@ class Profile:
         function table), "both" (sampler + cProfile) or "none".
       profile_interval_ms: the stack sampling interval of sampler / pyinstrument (default 1 ms).
       report: write report.html into the run directory at the end (default True).
-      show: print the findings (and where the report is) on stderr at the end (default True).
+      show: print the verdict and findings (and where the report is) on stderr at the end (default True).
       open_report: open the report in a browser at the end (default False).
 
     Inside the block, `cnnprof.step()` (or `run.step()`) marks a step boundary where the hooks
@@ -105,7 +106,7 @@ class Profile:
             "open_report": open_report,
         }
         self._session: RunSession | None = None
-        self._findings: list[Finding] | None = None
+        self._diagnosis: Diagnosis | None = None
         self.report: Path | None = None
 
     # -- the block -----------------------------------------------------------------------------
@@ -160,7 +161,7 @@ class Profile:
 
         o = self._options
         explanation = explain(session.run_dir, show=o["show"], write_report=o["report"], open_report=o["open_report"])
-        self._findings, self.report = explanation.findings, explanation.report
+        self._diagnosis, self.report = explanation.diagnosis, explanation.report
 
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
         """As a decorator: each call of `func` is its own run, with these options."""
@@ -193,11 +194,22 @@ class Profile:
         return self._require_session().record.status
 
     @property
+    def verdict(self) -> Verdict:
+        """What bounds the run's steady-state step (`.id`: compute-bound, input-bound, sync-bound,
+        launch-bound or setup-heavy), with the claim, the evidence, the fix and the step's time
+        split (once the block ended normally)."""
+        return self._require_diagnosis().verdict
+
+    @property
     def findings(self) -> list[Finding]:
-        """The diagnosis of the run, most severe first (once the block ended normally)."""
-        if self._findings is None:
-            raise ProfileError(f"no findings: the block {'is still open' if self.status == 'running' else 'failed'}")
-        return self._findings
+        """The findings that support or refine the verdict, most severe first."""
+        return self._require_diagnosis().findings
+
+    def _require_diagnosis(self) -> Diagnosis:
+        if self._diagnosis is None:
+            what = "is still open" if self.status == "running" else "did not end normally"
+            raise ProfileError(f"no diagnosis: the block {what} (the run directory has what was recorded)")
+        return self._diagnosis
 
     def _require_session(self) -> RunSession:
         if self._session is None:

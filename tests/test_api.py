@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import subprocess
 import sys
 import threading
@@ -14,6 +15,7 @@ from helpers import only_run_dir, read_meta
 
 import cnnprof
 from cnnprof.api import Profile, ProfileError
+from cnnprof.reports.findings import VERDICTS, Finding
 
 QUIET = {"telemetry": "none", "profiler": "none", "report": False, "show": False}
 
@@ -54,7 +56,13 @@ def test_block_around_training_steps_writes_a_complete_run(runs_dir: Path) -> No
     phase = spans[spans["kind"] == "phase"]
     assert phase["name"].tolist() == ["eval"] and (phase["end_ns"] > phase["start_ns"]).all()
     assert (run.run_dir / "samples.parquet").exists()
-    assert isinstance(run.findings, list)
+    steps = spans[spans["kind"] == "step"]
+    assert len(steps) == 6  # one per marked step, derived at the end of the run
+    split = json.loads(steps["attrs"].iloc[-1])
+    assert {"data_s", "forward_s", "backward_s", "optimizer_s", "sync_s", "other_s"} <= set(split)
+    assert split["backward_s"] > 0 and split["optimizer_s"] > 0  # the step hooks saw the training
+    assert run.verdict.id in VERDICTS and run.verdict.split
+    assert all(isinstance(f, Finding) for f in run.findings)
     assert run.report == run.run_dir / "report.html" and run.report.stat().st_size > 10_000
 
 
@@ -68,7 +76,7 @@ def test_exception_inside_the_block_saves_a_failed_run_and_propagates(runs_dir: 
     spans = _spans(run.run_dir)
     assert (spans["name"] == "mark").sum() == 1  # the mark before the error is kept
     assert (spans["kind"] == "step").sum() == 1  # and the step it ends
-    with pytest.raises(ProfileError, match="failed"):
+    with pytest.raises(ProfileError, match="did not end normally"):
         run.findings  # noqa: B018
     with cnnprof.profile(out=runs_dir, **QUIET) as again:  # the failed block released the process
         pass

@@ -12,6 +12,8 @@ import pytest
 from helpers import only_run_dir, read_meta
 from IPython.core.interactiveshell import InteractiveShell  # the dev extra installs IPython
 
+from cnnprof.reports.findings import VERDICTS
+
 
 class Shell:
     def __init__(self) -> None:
@@ -43,6 +45,8 @@ def test_cell_magic_profiles_the_cell_and_shows_the_report_inline(shell: Shell, 
     meta = read_meta(run_dir)
     assert (meta["kind"], meta["status"]) == ("block", "complete") and run_dir.name.endswith("cell")
     page = shell.html()
+    verdict = re.search(r"\(complete\), verdict ([a-z-]+), \d+ finding", html.unescape(page))
+    assert verdict is not None and verdict.group(1) in VERDICTS
     assert f"cnnprof: {run_dir} (complete)" in html.unescape(page)
     frame = re.search(r'<iframe srcdoc="([^"]*)"', page)
     assert frame is not None
