@@ -238,6 +238,9 @@ def test_held_output_gives_whole_lines_and_hands_rich_the_real_file() -> None:
     assert held.take() == "step 2\n"
     held.write("unfinished")
     assert held.take(everything=True) == "unfinished" and real.getvalue() == ""
+    held.write("\r 10%\r 20%")
+    held.write("\r 30%\n")  # a progress bar: only what the terminal would have left on the line
+    assert held.take() == " 30%\n"
     console = Console(file=held)
     console.print("to the real file")  # rich unwraps it: never back into the held buffer
     assert real.getvalue() == "to the real file\n" and held.take(everything=True) == ""

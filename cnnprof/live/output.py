@@ -45,12 +45,15 @@ class HeldOutput(io.TextIOBase):
         return self.original.isatty()
 
     def take(self, everything: bool = False) -> str:
-        """The complete lines written so far (with `everything`, a last unfinished one too)."""
+        """The complete lines written so far (with `everything`, a last unfinished one too). A
+        line rewritten with carriage returns (a progress bar) keeps what a terminal would show:
+        its last version."""
         with self._lock:
             text = "".join(self._parts)
             cut = len(text) if everything else text.rfind("\n") + 1
-            self._parts = [text[cut:]] if text[cut:] else []
-        return text[:cut]
+            rest = text[cut:]
+            self._parts = [rest[rest.rfind("\r") + 1 :]] if rest else []
+        return "\n".join(line[line.rfind("\r") + 1 :] for line in text[:cut].split("\n"))
 
 
 class HeldStreams:
