@@ -73,10 +73,11 @@ def test_torch_fast_copies_each_batch_into_its_sizes_buffers() -> None:
     order = epoch_order(0, 1, N_TRAIN)
     assert torch.equal(steps[32].y, trainer.y_train[order[32:64]])
     assert torch.equal(steps[16].x, trainer.x_train[order[64:]])
-    # each training batch: a slice (the copy), then one eager step; no graph, so no manual step marks
+    # each training batch: a slice (the copy), then the eager step, which the step hooks observe
+    # as in tuned; no graph, so no replay span and no manual step marks
     kinds = [row[:2] for row in trainer.rec.rows]
-    assert kinds.count(("batch", "train")) == kinds.count(("step", "eager_step")) == 3
-    assert all(kinds[i - 1] == ("data", "slice") for i, kind in enumerate(kinds) if kind == ("step", "eager_step"))
+    assert kinds.count(("batch", "train")) == kinds.count(("data", "slice")) - 1 == 3  # + 1 validation batch
+    assert ("compiled", "graph_replay") not in kinds and ("hook", "mark") not in kinds
     assert ("hook", "mark") not in kinds
 
 
@@ -106,6 +107,49 @@ def test_torch_fresh_state_undoes_warm_up_steps() -> None:
         FreshState(trainer.model, trainer.optimizer, trainer.device)
 
 
+def test_torch_graph_path_with_a_stand_in_graph_trains_as_tuned(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CUDA path's orchestration on the CPU: capture at the first epoch (warm-up steps that
+    really train, then the fresh state restored), replays, step marks. A stand-in replaces what
+    only CUDA has: the side stream (warm-up runs eagerly) and the graph (a replay re-runs the
+    captured step on the same static buffers, as a CUDA graph re-runs its kernels on the same
+    memory)."""
+    torch = pytest.importorskip("torch")
+    from cnnprof.models.loops.torch_graph import StaticStep
+
+    class StandInGraph:
+        def __init__(self, static: StaticStep) -> None:
+            self.static = static
+
+        def replay(self) -> None:
+            self.static.step(self.static.x, self.static.y)
+
+    def warm_up(self: StaticStep, iters: int) -> None:
+        for _ in range(iters):
+            self.step(self.x, self.y)
+
+    def capture(self: StaticStep) -> None:
+        self.graph = StandInGraph(self)  # type: ignore[assignment]
+
+    monkeypatch.setattr(StaticStep, "warm_up", warm_up)
+    monkeypatch.setattr(StaticStep, "capture", capture)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
+    tuned, _ = train("torch", "tuned")
+
+    cfg = LoopConfig(epochs=2, batch_size=BATCH, lr=1e-3, loop="fast")
+    trainer = make_trainer("torch", "cpu", tiny_splits(), cfg, SpanRecorder())
+    trainer._set_up_fast(graphs=True)  # what a CUDA device sets up, on CPU tensors
+    rows = []
+    for epoch in (1, 2):
+        order = epoch_order(cfg.seed, epoch, N_TRAIN)
+        rows.append((*trainer.train_epoch(order, lambda: None), *trainer.validate(lambda: None)))
+    np.testing.assert_allclose(np.array(rows), np.array(tuned), rtol=1e-5, atol=1e-6)
+    kinds = [row[:2] for row in trainer.rec.rows]
+    assert kinds.count(("phase", "graph_capture")) == 1  # once, at the first epoch
+    assert kinds.count(("compiled", "graph_replay")) == kinds.count(("hook", "mark")) == 2 * 3
+    # each mark follows its replay: the marks end the steps
+    assert all(kinds[i - 1] == ("compiled", "graph_replay") for i, k in enumerate(kinds) if k == ("hook", "mark"))
+
+
 def test_fast_refuses_a_sync_override() -> None:
     with pytest.raises(UserError, match="--sync does not apply to --loop fast"):
         LoopConfig(loop="fast", sync="batch").validate("torch")
@@ -131,5 +175,6 @@ def test_a_torch_cpu_fast_run_says_how_it_ran(tmp_path: Path) -> None:
     run = RunData(only_run_dir(tmp_path))
     assert run.meta["status"] == "complete" and run.meta["config"]["loop"] == "fast"
     assert "no CUDA graphs here" in run.meta["config"]["loop_notes"][0]
-    train_steps = run.spans.query("kind == 'step' and name == 'eager_step'")
-    assert len(train_steps) == 3  # 288 training images (320 less the 10 % validation): 128, 128, 32
+    # the step hooks see the eager step's optimizer: one derived step per batch, as for tuned
+    steps = run.spans.query("kind == 'step'")
+    assert len(steps) == 3  # 288 training images (320 less the 10 % validation): 128, 128, 32

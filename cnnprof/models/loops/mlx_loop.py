@@ -125,7 +125,7 @@ class MlxTrainer:
         for index, start in enumerate(range(0, n, bs)):
             rec.batch = index
             with rec.span("batch", "train"):
-                with rec.span("step", "compiled_step"):
+                with rec.span("compiled", "compiled_step"):
                     step = self.fast_steps[min(bs, n - start)]
                     loss_sum, correct_sum = step(perm, mx.array(start), loss_sum, correct_sum)
                 mx.async_eval(self.state, loss_sum, correct_sum)
