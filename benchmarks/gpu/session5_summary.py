@@ -4,8 +4,8 @@ energy per image and cnnprof's verdict, then the issue's checks. Prints markdown
 
     python3 benchmarks/gpu/session5_summary.py BENCH_DIR [BENCH_DIR ...]
 
-The verdict is what `cnnprof diagnose RUN --json` prints: a {"verdict", "findings"} object, or (before
-the diagnosis package) a list of findings; both are shown as they are.
+The verdict is what `cnnprof diagnose RUN --json` prints: {"verdict": {id, claim, step_s, split,
+device_busy_pct, ...}, "findings": [...]} (or, from an older cnnprof, a list of findings).
 """
 
 from __future__ import annotations
@@ -38,10 +38,17 @@ def verdict(run_dir: Path) -> tuple[str, str]:
     data: Any = json.loads(proc.stdout)
     findings = data.get("findings", []) if isinstance(data, dict) else data
     ids = ", ".join(f"{f.get('id')} ({f.get('severity')})" for f in findings)
-    text = data.get("verdict") if isinstance(data, dict) else None
-    if isinstance(text, dict):  # a structured verdict: show its sentence or the whole object
-        text = text.get("text") or text.get("summary") or json.dumps(text)
-    return str(text) if text else "(no verdict field in this version)", ids
+    v = data.get("verdict") if isinstance(data, dict) else None
+    if not isinstance(v, dict):
+        return str(v) if v else "(no verdict field in this version)", ids
+    # {id, claim, step_s, split, device_busy_pct, window, ...}: the id, claim and the step's figures
+    parts = [f"**{v.get('id')}**: {v.get('claim')}"]
+    if v.get("step_s") is not None:
+        split = " ".join(f"{k} {share:.0%}" for k, share in (v.get("split") or {}).items() if share >= 0.005)
+        parts.append(f"step {v['step_s'] * 1e3:.2f} ms ({split})")
+    if v.get("device_busy_pct") is not None:
+        parts.append(f"GPU busy {v['device_busy_pct']:.0f} %")
+    return "; ".join(parts), ids
 
 
 def row_of(run_dir: Path) -> dict[str, Any]:
