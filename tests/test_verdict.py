@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from diagnosis_runs import MS, USER, Run, S, by_id, train_steps, util
 
-from cnnprof.reports.diagnosis import diagnose
+from cnnprof.reports.diagnosis import RunView, diagnose
 
 
 def _steps_run(tmp_path: Path, backend: str = "torch_cuda", **kw: float) -> tuple[Run, float]:
@@ -126,3 +127,38 @@ def test_shares_are_of_the_steady_steps_not_of_idle_time_between_them(tmp_path: 
     verdict = diagnose(run.load()).verdict
     assert verdict.id == "input-bound"
     assert verdict.split["data"] == pytest.approx(0.5, rel=1e-3)
+
+
+def test_mlx_compiles_of_new_shapes_after_the_first_step_are_left_out(tmp_path: Path) -> None:
+    """MLX on a fresh machine compiles inside the eval of the first batch of each new size (the
+    epoch's last, smaller batch; the first validation batch): seconds each, the GPU idle. Those
+    steps are one-off outliers: the steady state is the rest, and MLX's evals are never sync-bound."""
+    run = Run(tmp_path, "mlx_gpu")
+    t = 0.0
+    readings = []
+    for epoch in range(3):
+        for b in range(100):
+            slow = epoch == 0 and b in (0, 99)  # the first step and the first short batch compile
+            sync = 8_000.0 if slow else 5.0
+            start = t
+            t = train_steps(run, 1, start_ms=t, data_ms=0.2, fwd_ms=0.5, bwd_ms=0.0, opt_ms=0.3, sync_ms=sync,
+                            device="gpu")
+            busy = 2.0 if slow else 70.0
+            readings += [(int(x * MS), busy) for x in np.arange(start + 1, t, 2.0)]
+    run.tel("gpu_util_pct", readings)
+    result = diagnose(run.load())
+    assert result.verdict.id == "compute-bound"
+    assert "1 one-off slow step left out" in result.verdict.window
+    assert not by_id(result.findings, "sync-bound") and not by_id(result.findings, "device-idle")
+    (warm,) = by_id(result.findings, "warmup")
+    assert any("one-off slow step after warm-up left out too" in e for e in warm.evidence)
+
+
+def test_a_slow_step_in_many_is_the_steady_state_when_it_is_not_rare(tmp_path: Path) -> None:
+    """Every fifth step slow (a periodic checkpoint that costs more than the step): the steady state."""
+    run = Run(tmp_path, "torch_cpu")
+    t = 0.0
+    for i in range(100):
+        t = train_steps(run, 1, start_ms=t, fwd_ms=100.0 if i % 5 == 4 else 3.0, device="cpu")
+    view = RunView(run.load())
+    assert len(view.outliers) == 0 and len(view.steady) == 99

@@ -107,9 +107,16 @@ def _merge_touching(intervals: np.ndarray) -> np.ndarray:
 
 
 def derive_steps(spans: pd.DataFrame) -> np.ndarray:
-    """[start, end) of every training step, in order (an empty (0, 2) array when none)."""
+    """[start, end) of every training step, in order (an empty (0, 2) array when none).
+
+    cnnprof's own loops mark each training batch themselves (spans `batch` / `train`): those are
+    the steps there, whatever the hooks saw (a CUDA-graphed step replays without calling the
+    optimizer; its capture calls it a few times)."""
     if spans.empty or "kind" not in spans:
         return _EMPTY
+    batches = _intervals(spans, (spans["kind"] == "batch") & (spans["name"] == "train"))
+    if len(batches):
+        return batches
     ends = step_ends(spans)
     if not len(ends):
         return _EMPTY

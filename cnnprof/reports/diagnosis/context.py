@@ -15,7 +15,7 @@ import pandas as pd
 from ...traces import steps as step_model
 from ...traces.reader import RunData
 from .series import Series, gpu_util, util_over
-from .steady import warmup_count
+from .steady import outlier_mask, warmup_count
 
 GPU_DEVICES = ("cuda", "mps", "gpu")
 CPU_DEVICE = "cpu"
@@ -193,7 +193,9 @@ class RunView:
         self.steps, self.steps_source = self._steps()
         durations = (self.steps[:, 1] - self.steps[:, 0]) / 1e9
         self.n_warmup = warmup_count(durations)
-        self.steady = self.steps[self.n_warmup :]
+        outliers = outlier_mask(durations, self.n_warmup)
+        self.outliers = self.steps[outliers]
+        self.steady = self.steps[self.n_warmup :][~outliers[self.n_warmup :]]
         self.import_s = 0.0
         self.window = self._window()
         self.window_s = max(total_s(self.window) - self.import_s, 1e-9)
@@ -205,14 +207,8 @@ class RunView:
         if not recorded.empty:
             out = recorded[["start_ns", "end_ns"]].to_numpy(dtype=np.int64)
             return out[np.argsort(out[:, 0])], "step hooks"
-        derived = step_model.derive_steps(spans)
-        if len(derived):
-            return derived, "step hooks (derived on read)"
-        batches = spans[(spans["kind"] == "batch") & (spans["name"] == "train")]
-        if not batches.empty:  # a run recorded before the step hooks existed: the loop's batches
-            out = batches[["start_ns", "end_ns"]].to_numpy(dtype=np.int64)
-            return out[np.argsort(out[:, 0])], "the loop's training batches"
-        return _EMPTY, ""
+        derived = step_model.derive_steps(spans)  # a run killed before its end, or an older run
+        return derived, ("steps derived on read" if len(derived) else "")
 
     def _window(self) -> np.ndarray:
         if len(self.steps):
@@ -240,6 +236,8 @@ class RunView:
         if len(self.steps):
             n = len(self.steady) if len(self.steady) else len(self.steps)
             warm = f" after {self.n_warmup:,} warm-up step{'s' if self.n_warmup != 1 else ''}" if self.n_warmup else ""
+            if len(self.outliers):
+                warm += f", {len(self.outliers):,} one-off slow step{'s' if len(self.outliers) != 1 else ''} left out"
             return f"{self.window_s:.2f} s of {n:,} steady-state training steps{warm}"
         text = f"{self.window_s:.2f} s of {self.window_label}"
         if self.import_s > 0:

@@ -38,3 +38,24 @@ def warmup_count(durations: np.ndarray) -> int:
         if not slow[i : i + WARMUP_SETTLED_STEPS].any():
             return i
     return n // 2
+
+
+# After warm-up, a step at least this multiple of the steady median is a one-off (a compile of a
+# new shape: MLX compiles its kernels inside the eval of the first batch of each new size, ~10 s
+# on a fresh machine; an autotune; a checkpoint). Such steps are left out of the steady state and
+# reported by `warmup`, as long as they are rare: when many steps are that slow, they are the
+# steady state.
+OUTLIER_STEP_RATIO = 10.0
+OUTLIER_MAX_SHARE = 0.05
+
+
+def outlier_mask(durations: np.ndarray, warmup: int) -> np.ndarray:
+    """Steps after warm-up that are one-off outliers (a boolean mask over all steps)."""
+    mask = np.zeros(len(durations), dtype=bool)
+    rest = durations[warmup:]
+    if len(rest) < MIN_STEPS:
+        return mask
+    slow = rest >= OUTLIER_STEP_RATIO * float(np.median(rest))
+    if slow.sum() <= OUTLIER_MAX_SHARE * len(rest):
+        mask[warmup:] = slow
+    return mask

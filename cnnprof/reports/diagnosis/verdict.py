@@ -80,9 +80,10 @@ def judge(ctx: RunView, findings: list[Finding]) -> Verdict:
         else (float(syncs["dur_s"].sum()) / ctx.window_s if syncs is not None and not syncs.empty else 0.0)
     )
     split, split_line = sync_split(ctx, syncs) if syncs is not None else ("unknown", None)
-    # A wait the device was busy through is the device's work (compute-bound). MLX computes inside
-    # mx.eval: without telemetry its eval time is taken as the device's work, not as a sync problem.
-    sync_blames = split == "serialisation" or (split == "unknown" and ctx.framework != "mlx")
+    # A wait the device was busy through is the device's work (compute-bound). MLX dispatches and
+    # computes inside mx.eval: its eval time is the step's work (compute- or launch-bound), never a
+    # sync problem (sync.py says why).
+    sync_blames = ctx.framework != "mlx" and split in ("serialisation", "unknown")
     sync_candidate = ctx.uses_gpu and sync_share >= SYNC_BOUND_SHARE and sync_blames
     input_candidate = input_share >= INPUT_BOUND_SHARE and input_finding is not None
     if input_candidate and (not sync_candidate or input_share >= sync_share):

@@ -41,6 +41,22 @@ def rule_warmup(ctx: RunView) -> list[Finding]:
                 f"out of the steady state; median of the other {len(durations) - ctx.n_warmup:,}: "
                 f"{steady * 1e3:.2f} ms"
             )
+    if len(ctx.outliers) and len(ctx.steady):
+        steady = float(np.median(ctx.steady[:, 1] - ctx.steady[:, 0])) / 1e9
+        slow = (ctx.outliers[:, 1] - ctx.outliers[:, 0]) / 1e9
+        slow_excess = float(slow.sum()) - steady * len(slow)
+        if slow_excess >= WARMUP_MIN_EXCESS_S:
+            evidence.append(
+                f"{len(slow):,} one-off slow step{'s' if len(slow) != 1 else ''} after warm-up left out too "
+                f"({float(slow.sum()):.2f} s, the longest {float(slow.max()):.2f} s): a compile of a new shape, "
+                "an autotune, a checkpoint"
+            )
+            excess += slow_excess
+            if claim is None:
+                claim = (
+                    f"{len(slow):,} steps take {float(slow.sum()):.2f} s, far beyond the steady-state "
+                    f"{steady * 1e3:.1f} ms"
+                )
     epochs = ctx.spans[ctx.spans["kind"] == "epoch"]
     if len(epochs) >= 3:
         dur = epochs.sort_values("start_ns")["dur_s"].to_numpy(float)
