@@ -344,8 +344,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     import webbrowser
 
     from .reports.html import report_command
+    from .traces.job import is_job_dir
 
-    path = report_command(args.run_dirs, args.output)
+    if len(args.run_dirs) == 1 and is_job_dir(args.run_dirs[0]):
+        from .reports.job_report import build_job_report
+        from .traces.job import JobData
+
+        job_dir = args.run_dirs[0]
+        path = build_job_report(JobData(job_dir), args.output or job_dir / "report.html")
+    else:
+        path = report_command(args.run_dirs, args.output)
     print(path)
     if args.open:
         webbrowser.open(path.resolve().as_uri())
@@ -354,8 +362,20 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
     from .reports.diagnosis import diagnose, diagnosis_json, diagnosis_table
+    from .traces.job import is_job_dir
     from .traces.reader import RunData
 
+    if is_job_dir(args.run_dir):
+        from .reports.job_diagnosis import diagnose_job, job_json
+        from .reports.job_report import print_job_findings
+        from .traces.job import JobData
+
+        job = JobData(args.run_dir)
+        if args.json:
+            print(job_json(diagnose_job(job)))
+        else:
+            print_job_findings(job, console)
+        return 0
     run = RunData(args.run_dir)
     diagnosis = diagnose(run)
     if args.json:
@@ -443,6 +463,7 @@ def add_profile_and_diagnose_parsers(sub: Any) -> None:
         help="run a module as `python -m MODULE ARGS` would (everything after it is the module's)",
     )
     profile.add_argument("script", nargs=argparse.REMAINDER, metavar="-- SCRIPT [ARGS]")
+    add_distributed_options(profile)
     profile.set_defaults(handler=cmd_profile)
 
     diagnose = sub.add_parser("diagnose", help="the verdict and findings of a run directory, in the terminal")
@@ -463,8 +484,88 @@ def add_profile_and_diagnose_parsers(sub: Any) -> None:
     watch.set_defaults(handler=cmd_watch)
 
 
+def add_distributed_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("distributed (torchrun / DDP)")
+    g.add_argument(
+        "--nproc-per-node",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run SCRIPT as N ranks per node under PyTorch's launcher (torch.distributed.run): one job "
+        "directory with a run directory per rank. Under torchrun (torchrun ... -m cnnprof profile) leave it out",
+    )
+    g.add_argument("--nnodes", type=int, default=1, metavar="N", help="nodes in the job (default: 1)")
+    g.add_argument(
+        "--rdzv-endpoint",
+        default=None,
+        metavar="HOST:PORT",
+        help="rendezvous of a multi-node job (the same on every node); one node picks a free port itself",
+    )
+    g.add_argument(
+        "--job-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="the job directory (default: a new one under --out); with several nodes, the same shared path",
+    )
+
+
+def _profile_job(args: argparse.Namespace, target: str, user_args: list[str], module: bool) -> int:
+    """`cnnprof profile --nproc-per-node N`: the ranks under torchrun, then the job's findings and report."""
+    from .profiler.torchrun import launch_job
+
+    _observers(args)  # a wrong option fails here, before anything starts
+    rank_args = [
+        "--profiler",
+        args.profiler,
+        "--profile-interval-ms",
+        str(args.profile_interval_ms),
+        "--telemetry",
+        args.telemetry,
+        "--telemetry-interval-ms",
+        str(args.telemetry_interval_ms),
+        "--out",
+        str(args.out),
+        "--no-report",
+    ]
+    what = ["-m", target, *user_args] if module else ["--", target, *user_args]
+    label = target if module else Path(target).stem
+    job_dir, code = launch_job(
+        args.out, label, args.job_dir, args.nproc_per_node, args.nnodes, args.rdzv_endpoint, rank_args, what
+    )
+    _explain_job(job_dir, write_report=not args.no_report, open_report=args.open)
+    print(job_dir)
+    return code
+
+
+def _explain_job(job_dir: Path, *, write_report: bool, open_report: bool) -> None:
+    """The end of a job: its findings in the terminal, then report.html in the job directory."""
+    from .reports.job_report import build_job_report, print_job_findings
+    from .traces.job import JobData
+
+    job = JobData(job_dir)
+    print_job_findings(job, console)
+    if write_report:
+        import webbrowser
+
+        report = build_job_report(job, job_dir / "report.html")
+        console.print(f"report: {report}", markup=False)
+        if open_report:
+            webbrowser.open(report.resolve().as_uri())
+
+
+def _end_rank(job_dir: Path, rank: Any, session: Any, write_report: bool) -> None:
+    """A rank's outcome into job.json; the last rank of a job torchrun started writes its report."""
+    from .traces.job import all_ranks_ended, finish_rank
+
+    record = finish_rank(job_dir, rank.rank, session.record.status, session.record.error)
+    if write_report and record.get("launcher") != "cnnprof" and all_ranks_ended(record):
+        _explain_job(job_dir, write_report=True, open_report=False)
+
+
 def cmd_profile(args: argparse.Namespace) -> int:
     from .api import observing
+    from .profiler.distributed import detect_rank, rank_observers
     from .profiler.script import check_user_code, run_user_code, user_traceback
     from .profiler.session import RunSession, SessionOptions
     from .traces.record import Script
@@ -479,7 +580,19 @@ def cmd_profile(args: argparse.Namespace) -> int:
             raise UserError("name what to profile: cnnprof profile [options] -- SCRIPT [ARGS], or -m MODULE [ARGS]")
         target, user_args, module = script[0], script[1:], False
     check_user_code(target, module=module)  # before the run directory exists
+    rank = detect_rank()
+    if args.nproc_per_node is not None:
+        if rank is not None:
+            raise UserError("--nproc-per-node launches the ranks; under torchrun leave it out")
+        return _profile_job(args, target, user_args, module)
     observers = _observers(args)
+    job_dir = run_dir = None
+    if rank is not None:
+        from .profiler.torchrun import default_job_dir, make_rank_dir
+
+        job_dir = args.job_dir or default_job_dir(args.out, target if module else Path(target).stem, rank)
+        run_dir = make_rank_dir(job_dir, rank)
+        observers = rank_observers(observers, rank, job_dir)
     opts = SessionOptions(
         out_root=args.out,
         kind="script",
@@ -492,6 +605,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
             "telemetry": args.telemetry,
             "telemetry_interval_ms": args.telemetry_interval_ms,
         },
+        run_dir=run_dir,
     )
     _install_sigterm()
     session = RunSession(opts, observers)
@@ -510,6 +624,12 @@ def cmd_profile(args: argparse.Namespace) -> int:
         sys.stderr.write(user_traceback(exc))  # the script's traceback, as python would print it
         error_line(f"{target} failed ({type(exc).__name__}); what was recorded is kept in {session.run_dir}")
         return 1
+    finally:
+        if rank is not None and job_dir is not None:
+            _end_rank(job_dir, rank, session, write_report=not args.no_report)
+    if rank is not None:
+        print(session.run_dir)
+        return code
     _explain(session.run_dir, write_report=not args.no_report, open_report=args.open)
     print(session.run_dir)
     return code

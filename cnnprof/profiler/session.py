@@ -5,8 +5,10 @@ run ends: `complete`, `failed` (an exception) or `interrupted` (Ctrl-C / SIGTERM
 from __future__ import annotations
 
 import os
+import signal
 import statistics
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -42,6 +44,7 @@ class SessionOptions:
     argv: list[str]
     config: dict[str, Any] = field(default_factory=dict)
     script: Script | None = None  # what `cnnprof profile` runs
+    run_dir: Path | None = None  # this directory, made already (a rank's in its job), not a new one
 
 
 def _make_run_dir(out_root: Path, label: str) -> Path:
@@ -75,7 +78,7 @@ class RunSession:
         self.metric_rows: list[dict[str, Any]] = []
         self.inference_rows: list[dict[str, Any]] = []
         self.record = RunRecord(t0_perf_ns=0)
-        self.run_dir = _make_run_dir(opts.out_root, opts.label)
+        self.run_dir = opts.run_dir or _make_run_dir(opts.out_root, opts.label)
         self.t0_perf_ns = 0
         self._started: list[Observer] = []
 
@@ -116,6 +119,16 @@ class RunSession:
             self._finish("failed", "".join(traceback.format_exception_only(exc_type, exc)).strip())
 
     def _finish(self, status: str, error: str | None) -> None:
+        # A SIGTERM now (torchrun stops the other ranks when one fails) must not cut the writing short.
+        deferred = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, signal.SIG_IGN) if deferred else None
+        try:
+            self._write_outcome(status, error)
+        finally:
+            if deferred:  # None: a handler not set from Python, which SIG_DFL stands for
+                signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+    def _write_outcome(self, status: str, error: str | None) -> None:
         record = self.record
         record.duration_ns = time.perf_counter_ns() - self.t0_perf_ns
         # Observers stop in reverse order; one that fails must not cost the others' data.

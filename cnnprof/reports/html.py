@@ -47,6 +47,11 @@ def build_report(run_dirs: Sequence[Path | str], out: Path | str) -> Path:
         from .compare import render_comparison
 
         text = render_comparison(runs)
+    return write_page(out, text)
+
+
+def write_page(out: Path | str, text: str) -> Path:
+    """Writes a report page atomically (a reader never sees half of it); returns where."""
     out = Path(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
