@@ -366,7 +366,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     from .traces.reader import RunData
 
     if is_job_dir(args.run_dir):
-        from .reports.job_diagnosis import diagnose_job, job_json
+        from .reports.diagnosis.job import diagnose_job, job_json
         from .reports.job_report import print_job_findings
         from .traces.job import JobData
 

@@ -67,7 +67,8 @@ def make_rank(
         start = 5.0 + k * period_ms
         end = start + period_ms
         if step_spans:
-            span("step", "train", start, end, attrs={"backward_s": (work_ms / 2) / 1e3})
+            span("step", "train", start, end)
+            span("hook", "backward", start + work_ms / 2, start + work_ms)
         busy_end = start + work_ms + extra_ms
         for t in range(int(start), int(start + work_ms)):
             t_samples.append(t)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnprof.reports.job_diagnosis import diagnose_job
+from cnnprof.reports.diagnosis.job import diagnose_job
 from cnnprof.traces.job import JobData
 
 pytestmark = pytest.mark.slow

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from job_runs import EXTRA_LINE, REDUCE_LINE, SCRIPT, make_job
 
-from cnnprof.reports.comm_bound import rule_comm_bound
-from cnnprof.reports.job_context import JobContext
-from cnnprof.reports.job_diagnosis import diagnose_job
-from cnnprof.reports.rank_imbalance import rule_rank_imbalance
+from cnnprof.reports.diagnosis.comm_bound import rule_comm_bound
+from cnnprof.reports.diagnosis.job import diagnose_job
+from cnnprof.reports.diagnosis.job_context import JobContext
+from cnnprof.reports.diagnosis.rank_imbalance import rule_rank_imbalance
 from cnnprof.traces.job import JobData
 
 

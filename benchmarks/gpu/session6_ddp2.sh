@@ -21,7 +21,7 @@ summary() {  # the job's findings, per-rank table, GPU busy / power per device
   python3 -m cnnprof.cli diagnose "$1"
   python3 - "$1" <<'PY'
 import sys
-from cnnprof.reports.job_context import JobContext
+from cnnprof.reports.diagnosis.job_context import JobContext
 from cnnprof.traces.job import JobData
 job = JobData(sys.argv[1])
 ctx = JobContext(job)

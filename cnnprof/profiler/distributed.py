@@ -43,8 +43,9 @@ from pathlib import Path
 from types import FrameType, ModuleType
 from typing import TYPE_CHECKING, Any
 
+from .patching import Patcher, named
 from .spans import SpanRecorder
-from .sync import SyncHooks, _named
+from .sync import SyncHooks
 
 if TYPE_CHECKING:
     from .session import RunSession
@@ -127,8 +128,7 @@ class CollectiveHooks:
         self.recorder = recorder
         self.rank = rank
         self._busy: set[int] = set()  # threads inside a hooked collective right now
-        self._patches: list[tuple[Any, str, Any, Any, bool]] = []  # owner, attr, original, wrapper, had_own
-        self.notes: list[str] = []
+        self._patcher = Patcher()
         # The caller classification of the sync hooks: torch and cnnprof/profiler are not "the caller".
         self._classifier = SyncHooks(recorder)
         self._dist: ModuleType | None = None
@@ -136,7 +136,11 @@ class CollectiveHooks:
 
     @property
     def hooked(self) -> list[str]:
-        return sorted({getattr(w, "_cnnprof_sync", a) for _, a, _, w, _ in self._patches})
+        return sorted(set(self._patcher.hooked))
+
+    @property
+    def notes(self) -> list[str]:
+        return self._patcher.notes + [f"{k}: {v}" for k, v in self._patcher.not_hooked.items()]
 
     def install(self, dist: ModuleType) -> None:
         self._dist = dist
@@ -149,30 +153,13 @@ class CollectiveHooks:
             wrapper = self._collective_wrapper(name, original, payload)
             for owner in (dist, c10d):
                 if owner is not None and getattr(owner, name, None) is original:
-                    setattr(owner, name, wrapper)
-                    self._patches.append((owner, name, original, wrapper, True))
+                    self._patcher.patch(owner, name, name, lambda _n, _o, w=wrapper: w)
         work = getattr(dist, "Work", None)
-        wait = getattr(work, "wait", None)
-        if work is not None and wait is not None:
-            wrapper = self._wait_wrapper(wait)
-            try:
-                had_own = "wait" in work.__dict__
-                work.wait = wrapper
-                self._patches.append((work, "wait", wait, wrapper, had_own))
-            except (TypeError, AttributeError) as exc:
-                self.notes.append(f"{WAIT_NAME}: cannot patch ({exc}); async waits are not recorded")
+        if work is not None:
+            self._patcher.patch(work, "wait", WAIT_NAME, lambda _n, original: self._wait_wrapper(original))
 
     def remove(self) -> None:
-        for owner, attr, original, wrapper, had_own in reversed(self._patches):
-            current = owner.__dict__.get(attr) if isinstance(owner, type) else getattr(owner, attr, None)
-            if current is not wrapper:
-                self.notes.append(f"{attr}: replaced by other code while hooked; left alone")
-                continue
-            if had_own:
-                setattr(owner, attr, original)
-            else:
-                delattr(owner, attr)
-        self._patches.clear()
+        self._patcher.restore()
 
     def _device(self) -> str:
         """The default group's device, asked once it is known (a backend does not change)."""
@@ -229,7 +216,7 @@ class CollectiveHooks:
             )
             return out
 
-        return _named(hooked, original, name)
+        return named(hooked, original, name)
 
     def _wait_wrapper(self, original: Any) -> Any:
         rows = self.recorder.rows
@@ -247,7 +234,7 @@ class CollectiveHooks:
             rows.append(("sync", WAIT_NAME, start, end, rec.epoch, rec.batch, hooks._caller(sys._getframe(1)), attrs))
             return out
 
-        return _named(hooked, original, WAIT_NAME)
+        return named(hooked, original, WAIT_NAME)
 
 
 class CollectiveObserver:

@@ -234,9 +234,7 @@ def summary_cards(run: RunData) -> str:
             card(
                 "dataset",
                 esc(dataset.name or cfg.get("dataset") or "?"),
-                esc(
-                    f"{dataset.train:,} train · {dataset.validation:,} val · {dataset.test:,} test · {shape}"
-                ),
+                esc(f"{dataset.train:,} train · {dataset.validation:,} val · {dataset.test:,} test · {shape}"),
             )
         )
     if model is not None and model.parameters:
@@ -317,11 +315,7 @@ def summary_cards(run: RunData) -> str:
 def epochs_section(run: RunData, figures: dict[str, Any]) -> str:
     m = run.metrics
     if m.empty or "epoch" not in m:
-        why = (
-            "a profiled script has no epochs"
-            if run.record.kind != "train"
-            else "no per-epoch metrics were recorded"
-        )
+        why = "a profiled script has no epochs" if run.record.kind != "train" else "no per-epoch metrics were recorded"
         return f"<p class='muted'>{esc(why)}.</p>"
     m = m.sort_values("epoch")
     ekeys = energy_keys(run)
@@ -674,4 +668,3 @@ def page(title: str, body: str, data: dict[str, Any]) -> str:
 <script>{_asset("report.js")}</script>
 </body></html>
 """
-

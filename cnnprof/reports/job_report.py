@@ -9,9 +9,10 @@ from typing import Any
 
 from ..traces.job import JobData
 from ..traces.reader import RunData
-from .html import card, findings_html, fmt, notes_html, page, table, write_page
-from .job_context import JobContext
-from .job_diagnosis import JobDiagnosis, diagnose_job
+from .diagnosis.job import JobDiagnosis, diagnose_job
+from .diagnosis.job_context import JobContext
+from .findings import Diagnosis
+from .html import card, findings_html, fmt, notes_html, page, table, verdict_html, write_page
 from .rank_lanes import rank_lane
 from .text import esc
 from .timeline import assemble
@@ -22,8 +23,13 @@ def _verdict_name(diagnosis: JobDiagnosis) -> str:
     if diagnosis.verdict_rank is None:
         return "no rank recorded"
     verdict = diagnosis.verdict
-    name = getattr(verdict, "name", None) or (verdict.get("name") if isinstance(verdict, dict) else None)
-    return f"{name} (rank {diagnosis.verdict_rank})" if name else f"from rank {diagnosis.verdict_rank}"
+    return f"{verdict.id} (rank {diagnosis.verdict_rank})" if verdict is not None else f"rank {diagnosis.verdict_rank}"
+
+
+def _verdict_section(diagnosis: JobDiagnosis) -> str:
+    if diagnosis.verdict is None:
+        return "<p class='muted'>no verdict: the rank's diagnosis did not run</p>"
+    return verdict_html(Diagnosis(diagnosis.verdict, []))
 
 
 def _verdict_text(diagnosis: JobDiagnosis) -> str:
@@ -136,6 +142,8 @@ def render_job(job: JobData) -> str:
 <p class='muted mono'>launcher {esc(job.meta.get("launcher"))} · status {esc(job.status)}</p></header>
 {("<section class='missing'><h2>What is missing</h2>" + notes_html(missing) + "</section>") if missing else ""}
 <section><h2>Summary</h2>{cards}</section>
+<section><h2>Verdict</h2><p class='muted'>Taken from {esc(diagnosis.verdict_why)}.</p>
+{_verdict_section(diagnosis)}</section>
 <section><h2>Findings of the job</h2>{findings_html(diagnosis.findings, None)}</section>
 <section><h2>Step time per rank</h2>{table(headers, step_rows(ctx))}
 <p class='muted'>Medians over the steady-state steps. Ranks wait for each other in collectives, so their step
@@ -155,19 +163,21 @@ def build_job_report(job: JobData, out: Path | str) -> Path:
 
 def print_job_findings(job: JobData, console: Any, diagnosis: JobDiagnosis | None = None) -> None:
     """The job's findings as a table, then one line per rank finding, in the terminal."""
-    from .diagnosis import findings_table
+    from .diagnosis import diagnosis_table
 
     diagnosis = diagnosis or diagnose_job(job)
     for note in job.notes:
         console.print(f"note: {note}", markup=False)
     console.print(
-        f"job {job.path.name}: {job.status}, {len(job.ranks)} of {job.world_size} ranks; verdict "
-        f"{_verdict_text(diagnosis)}",
+        f"job {job.path.name}: {job.status}, {len(job.ranks)} of {job.world_size} ranks; the verdict is "
+        f"{diagnosis.verdict_why}",
         markup=False,
     )
-    if diagnosis.findings:
-        console.print(findings_table(diagnosis.findings))
-    else:
+    if diagnosis.verdict is not None:
+        console.print(diagnosis_table(Diagnosis(diagnosis.verdict, diagnosis.findings)), soft_wrap=False)
+    for f in diagnosis.findings if diagnosis.verdict is None else []:
+        console.print(f"[{f.severity}] {f.id}: {f.claim}", markup=False)
+    if not diagnosis.findings:
         console.print("no job findings: no rank much slower than the others, communication not dominant")
     for rank, findings in diagnosis.per_rank.items():
         for f in findings:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .job_context import COLLECTIVE, RankView
+from .diagnosis.job_context import COLLECTIVE, RankView
 from .text import plotly_text
 from .timeline import KIND_COLORS, PALETTE, SYNC_COLORS, Lane
 

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..traces.job import JobData
+from ...traces.job import JobData
+from ..findings import SEVERITIES, Finding
 from .comm_bound import rule_comm_bound
-from .findings import SEVERITIES, Finding
 from .job_context import JobContext
 from .rank_imbalance import rule_rank_imbalance, slow_rank
 
@@ -61,7 +61,7 @@ def _apply(rule: Callable[[JobContext], list[Finding]], ctx: JobContext) -> list
 
 
 def diagnose_job(job: JobData) -> JobDiagnosis:
-    from .diagnosis import diagnose
+    from . import diagnose
 
     ctx = JobContext(job)
     findings = sorted(

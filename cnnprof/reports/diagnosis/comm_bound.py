@@ -12,7 +12,7 @@ so on a DDP job this rule sees only the collectives the script calls itself.
 
 from __future__ import annotations
 
-from .findings import CallSite, Finding
+from ..findings import CallSite, Finding
 from .job_context import COLLECTIVE, WAIT, JobContext, RankView, span_attrs
 
 MIN_SHARE = 0.3

@@ -2,10 +2,11 @@
 each rank's spans on the job's time axis, its steady-state steps, and the time it spent in
 collectives (the spans of kind `collective` and the `Work.wait` syncs) inside each step.
 
-Steps: the `step` spans (profiler/steps.py) where the run has them; else the rank's most frequent
-collective call site (file:line), one step from the end of one call to the end of the next (a
-collective ends at about the same time on every rank, so these windows line up across ranks). The
-first step is warm-up; the steady state is the rest (all of them when there are fewer than 3).
+Steps: each rank's steady-state steps as the run diagnosis finds them (context.RunView: the step
+spans or the steps derived from the framework hooks, less warm-up); for a rank without any, its most
+frequent collective call site (file:line), one step from the end of one call to the end of the next (a
+collective ends at about the same time on every rank, so these windows line up across ranks), less
+the first.
 
 Per step, `comm` is the union of the collective and `Work.wait` intervals inside it, and `busy` the
 rest. Ranks wait for each other in their collectives, so synchronised ranks have equal step times;
@@ -24,13 +25,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..traces.job import JobData
-from ..traces.reader import RunData
-from .findings import CallSite
+from ...traces import steps as step_model
+from ...traces.job import JobData
+from ...traces.reader import RunData
+from ..findings import CallSite
+from .context import RunView
 
 COLLECTIVE = "collective"
 WAIT = "Work.wait"
-MIN_STEPS_FOR_WARMUP = 3
+MIN_STEPS_FOR_WARMUP = 3  # collective-derived steps: the first is warm-up from this many on
 TOP_LINES = 5
 
 
@@ -62,6 +65,7 @@ def span_attrs(text: Any) -> dict[str, Any]:
 class RankView:
     rank: int
     run: RunData
+    view: RunView = field(repr=False)  # the rank as the run diagnosis sees it (own time axis)
     offset_ns: int  # add to the rank's own times to place them on the job's axis
     spans: pd.DataFrame = field(repr=False)  # on the job axis, with dur_ns
     steps: list[tuple[int, int]]  # steady-state step windows, job axis
@@ -102,17 +106,13 @@ class RankView:
             return 0.0
         return statistics.median(st - c for st, c in zip(self.step_ns, self.comm_ns, strict=True)) / 1e9
 
-    def median_part_s(self, part: str) -> float | None:
-        """The median of a steady step's `<part>_s` (the step spans' split, profiler/steps.py), if any."""
-        steps = self.spans[self.spans["kind"] == "step"]
-        starts = {s for s, _ in self.steps}
-        values = [
-            span_attrs(a).get(f"{part}_s")
-            for s, a in zip(steps["start_ns"].tolist(), steps["attrs"].tolist(), strict=True)
-            if s in starts
-        ]
-        values = [v for v in values if isinstance(v, (int, float))]
-        return statistics.median(values) if values else None
+    def median_backward_s(self) -> float | None:
+        """The median backward pass of the steady steps (the step hooks' split), None without one."""
+        if not self.steps or self.step_source.startswith("the recurring"):
+            return None
+        own = np.array([(s - self.offset_ns, e - self.offset_ns) for s, e in self.steps], dtype=np.int64)
+        backward = step_model.split_steps(self.view.spans, own, self.view.syncs)["backward"]
+        return float(np.median(backward)) if len(backward) and backward.max() > 0 else None
 
     def comm_by_site(self) -> list[tuple[str, str, float]]:
         """(collective name, caller, seconds per steady step) inside the steady steps, most first."""
@@ -163,37 +163,36 @@ class RankView:
         return sorted(sites, key=lambda c: -c.seconds)[:TOP_LINES]
 
 
-def _steps(spans: pd.DataFrame) -> tuple[list[tuple[int, int]], str]:
-    step = spans[spans["kind"] == "step"]
-    if len(step):
-        windows = list(zip(step["start_ns"].tolist(), step["end_ns"].tolist(), strict=True))
-        source = "step spans"
-    else:
-        coll = spans[spans["kind"] == COLLECTIVE]
-        if coll.empty:
-            return [], "no step spans and no collectives"
-        sites = coll.groupby(["name", coll["caller"].fillna("?")]).size().sort_values(ascending=False)
-        (name, caller), count = sites.index[0], int(sites.iloc[0])
-        if count < 2:
-            return [], "no step spans and no recurring collective"
-        ends = sorted(coll[(coll["name"] == name) & (coll["caller"].fillna("?") == caller)]["end_ns"].tolist())
-        windows = list(zip(ends[:-1], ends[1:], strict=True))
-        source = f"the recurring {name} at {caller} (no step spans)"
+def _collective_steps(spans: pd.DataFrame) -> tuple[list[tuple[int, int]], str]:
+    """Steps from the most frequent collective call site, for a rank whose steps were not found."""
+    coll = spans[spans["kind"] == COLLECTIVE]
+    if coll.empty:
+        return [], "no steps and no collectives"
+    sites = coll.groupby(["name", coll["caller"].fillna("?")]).size().sort_values(ascending=False)
+    (name, caller), count = sites.index[0], int(sites.iloc[0])
+    if count < 2:
+        return [], "no steps and no recurring collective"
+    ends = sorted(coll[(coll["name"] == name) & (coll["caller"].fillna("?") == caller)]["end_ns"].tolist())
+    windows = list(zip(ends[:-1], ends[1:], strict=True))
     if len(windows) >= MIN_STEPS_FOR_WARMUP:
         windows = windows[1:]
-    return windows, source
+    return windows, f"the recurring {name} at {caller} (no steps found)"
 
 
 def rank_view(rank: int, run: RunData, offset_ns: int) -> RankView:
-    spans = run.spans
-    if spans.empty:
-        spans = pd.DataFrame(columns=["kind", "name", "start_ns", "end_ns", "caller", "attrs"])
-    spans = spans.copy()
-    spans["start_ns"] = spans["start_ns"].astype("int64") + offset_ns
-    spans["end_ns"] = spans["end_ns"].astype("int64") + offset_ns
+    view = RunView(run)
+    spans = view.spans.copy()
+    spans["start_ns"] = spans["start_ns"] + offset_ns
+    spans["end_ns"] = spans["end_ns"] + offset_ns
     spans["dur_ns"] = spans["end_ns"] - spans["start_ns"]
-    steps, source = _steps(spans)
-    return RankView(rank, run, offset_ns, spans, steps, source)
+    steady = view.steady if len(view.steady) else view.steps
+    if len(steady) >= 2:
+        steps = [(int(s) + offset_ns, int(e) + offset_ns) for s, e in steady]
+        warm = f", {view.n_warmup} warm-up left out" if view.n_warmup else ""
+        source = f"{view.steps_source}{warm}"
+    else:
+        steps, source = _collective_steps(spans)
+    return RankView(rank, run, view, offset_ns, spans, steps, source)
 
 
 class JobContext:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import statistics
 
-from .findings import Finding
+from ..findings import Finding
 from .job_context import JobContext, RankView
 
 MIN_SHARE = 0.2
@@ -63,7 +63,7 @@ def rule_rank_imbalance(ctx: JobContext) -> list[Finding]:
         + ", ".join(f"{v.rank}: {_ms(v.median_step_s)}" for v in sorted(views, key=lambda v: v.rank)),
         f"{len(slow.steps)} steady-state steps of rank {slow.rank}, from {slow.step_source}",
     ]
-    backward = {v.rank: v.median_part_s("backward") for v in views}
+    backward = {v.rank: v.median_backward_s() for v in views}
     if all(b is not None for b in backward.values()):
         evidence.append(
             "backward pass per rank (DDP's gradient all-reduce waits inside it, unseen from Python): "
