@@ -42,26 +42,18 @@ class JobDiagnosis:
         }
 
 
-def _error(name: str, exc: Exception) -> Finding:
-    return Finding(
-        "diagnosis-error",
-        "info",
-        f"rule {name} could not run on this job directory",
-        [f"{type(exc).__name__}: {exc}"],
-        "Report this as a cnnprof bug, with the job directory.",
-    )
-
-
 def _apply(rule: Callable[[JobContext], list[Finding]], ctx: JobContext) -> list[Finding]:
     """One rule's findings; a rule that breaks gives a finding saying so, never costs the others."""
     try:
         return rule(ctx)
     except Exception as exc:
-        return [_error(rule.__name__, exc)]
+        from . import _error
+
+        return [_error(f"rule {rule.__name__}", exc)]
 
 
 def diagnose_job(job: JobData) -> JobDiagnosis:
-    from . import diagnose
+    from . import _error, diagnose
 
     ctx = JobContext(job)
     findings = sorted(
@@ -73,7 +65,7 @@ def diagnose_job(job: JobData) -> JobDiagnosis:
         try:
             out = diagnose(run)
         except Exception as exc:
-            result.per_rank[rank] = [_error("diagnose", exc)]
+            result.per_rank[rank] = [_error(f"the diagnosis of rank {rank}", exc)]
             continue
         result.per_rank[rank] = list(getattr(out, "findings", out))
         verdicts[rank] = getattr(out, "verdict", None)

@@ -15,12 +15,10 @@ the slow rank is the one with the most busy time, the ranks waiting for it the o
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,6 +28,7 @@ from ...traces.job import JobData
 from ...traces.reader import RunData
 from ..findings import CallSite
 from .context import RunView
+from .context import attrs_of as span_attrs
 
 COLLECTIVE = "collective"
 WAIT = "Work.wait"
@@ -49,16 +48,6 @@ def _merge(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 def _covered(merged: list[tuple[int, int]], lo: int, hi: int) -> int:
     return sum(max(0, min(e, hi) - max(s, lo)) for s, e in merged)
-
-
-def span_attrs(text: Any) -> dict[str, Any]:
-    if not isinstance(text, str) or not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 @dataclass
