@@ -1,7 +1,8 @@
-"""What observation costs: the sync hooks per call, and the stack profilers on a training loop.
+"""What observation costs: the sync and step hooks per call, and the stack profilers on a loop.
 
-    .venv/bin/python benchmarks/sync_hook_cost.py              # both parts
-    .venv/bin/python benchmarks/sync_hook_cost.py hooks        # per-call hook cost only
+    .venv/bin/python benchmarks/sync_hook_cost.py              # all parts
+    .venv/bin/python benchmarks/sync_hook_cost.py hooks        # per-call sync hook cost only
+    .venv/bin/python benchmarks/sync_hook_cost.py steps        # per-call step hook cost only
     .venv/bin/python benchmarks/sync_hook_cost.py profilers    # profiler overhead only
 
 Part 1, hooks: the time of one call of each hooked sync point with and without the hooks, on
@@ -109,15 +110,19 @@ def hooks_part() -> None:
             fns["array.item"] = lambda: a.item()
         return fns
 
-    # Plain and hooked blocks alternate (install, measure, remove, REPEATS times), so drift and
-    # order effects hit both sides; the figure is the median of the paired differences.
+    paired_cost("sync hook cost per call", points, fresh, SyncHooks)
+
+
+def paired_cost(title: str, points: dict[str, Any], fresh: Any, make_hooks: Any) -> None:
+    """Plain and hooked blocks alternate (install, measure, remove, REPEATS times), so drift and
+    order effects hit both sides; the figure is the median of the paired differences."""
     rec = SpanRecorder()
     base: dict[str, list[float]] = {name: [] for name in points}
     hooked: dict[str, list[float]] = {name: [] for name in points}
     for _ in range(REPEATS):
         for name, fn in fresh().items():
             base[name].append(_block_ns(fn))
-        hooks = SyncHooks(rec)
+        hooks = make_hooks(rec)
         hooks.install(lazy=False)
         try:
             for name, fn in fresh().items():
@@ -125,7 +130,7 @@ def hooks_part() -> None:
                 hooked[name].append(_block_ns(fn))
         finally:
             hooks.remove()
-    print(f"sync hook cost per call ({CALLS:,} calls a block, {REPEATS} alternating plain/hooked blocks):")
+    print(f"{title} ({CALLS:,} calls a block, {REPEATS} alternating plain/hooked blocks):")
     print(f"  {'point':<22}{'original':>12}{'hooked':>12}{'added':>12}  (medians; added = median paired difference)")
     for name in points:
         added = statistics.median(h - b for h, b in zip(hooked[name], base[name]))
@@ -134,6 +139,58 @@ def hooks_part() -> None:
             f"  {name:<22}{statistics.median(base[name]) / 1e3:>10.2f}us"
             f"{statistics.median(hooked[name]) / 1e3:>10.2f}us{added / 1e3:>10.2f}us{flag}"
         )
+
+
+def steps_part() -> None:
+    """The step hooks (profiler/steps.py) on the calls a training step makes, each as cheap as it
+    gets: a backward of a one-element graph, an SGD step on one parameter, a DataLoader fetch of a
+    ready tensor, an MLX value_and_grad call and optimizer update (graph building only)."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from cnnprof.profiler.steps import StepHooks
+
+    torch.set_num_threads(1)
+    w = torch.ones(1, requires_grad=True)
+    opt = torch.optim.SGD([w], lr=0.0)
+    loader = DataLoader(torch.zeros(10**7, 1), batch_size=None, shuffle=False)
+    state: dict[str, Any] = {}
+
+    def fetch() -> None:
+        if "it" not in state:
+            state["it"] = iter(loader)
+        next(state["it"])
+
+    points: dict[str, Any] = {
+        "Tensor.backward": lambda: (w * 2).backward(),
+        "optimizer.step": opt.step,
+        "DataLoader.__next__": fetch,
+    }
+    try:
+        import mlx.core as mx
+        import mlx.nn as nn
+        import mlx.optimizers as optim
+
+        model = nn.Linear(1, 1)
+        mopt = optim.SGD(learning_rate=0.0)
+        x = mx.ones((1, 1))
+        grads = nn.value_and_grad(model, lambda m, x: m(x).sum())(model, x)[1]
+        points["value_and_grad()"] = lambda: None
+        points["Optimizer.update"] = lambda: mopt.update(model, grads)
+    except ImportError:
+        print("mlx not installed: mlx points skipped")
+
+    def fresh() -> dict[str, Any]:
+        # Made while the hooks are (or are not) installed, as a script makes them; a new DataLoader
+        # iterator each time, so __next__ goes through the class as patched now.
+        fns = dict(points)
+        state.pop("it", None)
+        if "value_and_grad()" in fns:
+            vg = nn.value_and_grad(model, lambda m, x: m(x).sum())
+            fns["value_and_grad()"] = lambda: vg(model, x)
+        return fns
+
+    paired_cost("step hook cost per call", points, fresh, StepHooks)
 
 
 def _seed_loop() -> None:
@@ -209,10 +266,12 @@ def profilers_part() -> None:
 
 
 def main(argv: list[str]) -> None:
-    parts = argv or ["hooks", "profilers"]
+    parts = argv or ["hooks", "steps", "profilers"]
     print(f"Python {sys.version.split()[0]} on {sys.platform}")
     if "hooks" in parts:
         hooks_part()
+    if "steps" in parts:
+        steps_part()
     if "profilers" in parts:
         profilers_part()
 
