@@ -322,3 +322,15 @@ def test_hooks_install_when_the_framework_is_imported_later() -> None:
     assert lines[0] == "['Tensor.item', 'mx.eval']"
     assert lines[1] == "SourceFileLoader SourceFileLoader"  # the real loader is put back
     assert lines[-1] == "ok"
+
+
+def test_library_code_by_path_whatever_the_import_order(hooks: SyncHooks, tmp_path: Path) -> None:
+    """A progress bar imported after torch (tqdm's std.py in site-packages) is library code: the
+    sync inside it is charged to the user's line that called it."""
+    namespace: dict[str, Any] = {}
+    fake = str(tmp_path / "venv" / "lib" / "python3.11" / "site-packages" / "tqdm" / "std.py")
+    exec(compile("def update(t):\n    return t.item()\n", fake, "exec"), namespace)
+    line = _line_after()
+    namespace["update"](_cuda(torch.ones(())))
+    (row,) = _syncs(hooks.recorder)
+    assert row[6] == f"{__file__}:{line}"

@@ -65,15 +65,15 @@ import contextlib
 import cProfile
 import os
 import sys
-import sysconfig
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..traces import schema
 from ..traces.writer import write_json, write_table
 from . import DEFAULT_PROFILER, PROFILER_MODES
+from .library import LibraryClassifier
 from .sampler import ATTR_SEP, IDENT_SEP, FrameRecord, SamplerUnavailable, SignalSampler
 
 if TYPE_CHECKING:
@@ -89,45 +89,6 @@ PYISESSION_BYTES_PER_SAMPLE = 2_100
 
 # Before 3.12 cProfile and pyinstrument fight over the one profile function of the thread.
 CPROFILE_USES_MONITORING = sys.version_info >= (3, 12)
-
-
-_CNNPROF_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-_CNNPROF_USER_DIR = os.path.join(_CNNPROF_DIR, "models") + os.sep
-
-
-def _library_prefixes() -> tuple[str, ...]:
-    paths = set()
-    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-        with contextlib.suppress(KeyError):
-            paths.add(os.path.abspath(sysconfig.get_paths()[key]) + os.sep)
-    for pkg in ("torch", "mlx"):
-        module = sys.modules.get(pkg)
-        for p in getattr(module, "__path__", []) or []:
-            paths.add(os.path.abspath(p) + os.sep)
-    return tuple(sorted(paths))
-
-
-class LibraryClassifier:
-    """Tells library frames from user frames by file name (cached per file)."""
-
-    def __init__(self, prefixes: Sequence[str] | None = None) -> None:
-        self.prefixes = tuple(prefixes) if prefixes is not None else _library_prefixes()
-        self._cache: dict[str, bool] = {}
-
-    def __call__(self, file: str) -> bool:
-        hit = self._cache.get(file)
-        if hit is None:
-            hit = self._cache[file] = self._classify(file)
-        return hit
-
-    def _classify(self, file: str) -> bool:
-        if file.startswith("<"):  # <built-in>, <frozen importlib._bootstrap>, <string>
-            return True
-        if "site-packages" in file or "dist-packages" in file:
-            return True
-        if file.startswith(_CNNPROF_DIR):
-            return not file.startswith(_CNNPROF_USER_DIR)
-        return file.startswith(self.prefixes)
 
 
 def parse_identifier(identifier: str) -> tuple[str, str, int, int]:

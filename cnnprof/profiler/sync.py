@@ -18,9 +18,11 @@ the whole wrapper at 1.1-1.3 us per call on top of the original on a 16-core Xeo
 +2.2 us on a CUDA scalar's `.item()`, whose cost varies more) and 1.6-2.4 us on the 2-core
 development VM (Python 3.11, noisy); see its header.
 
-The caller is the first frame outside torch / torchvision / torchaudio / mlx / numpy and outside
-`cnnprof/profiler/` (this package's own machinery). cnnprof's training loops
-(`cnnprof/models/loops/`) count as user code: their `.item()` line is the caller.
+The caller is the first frame that is user code by its path (profiler/library.py: not in
+site-packages, the standard library, a framework's folder or cnnprof's own machinery, whatever
+was imported when: a sync inside `for x in tqdm(loader)` is charged to the user's loop line).
+cnnprof's training loops (`cnnprof/models/loops/`) count as user code: their `.item()` line is
+the caller.
 
 Device: torch tensor methods record the tensor's device (`cuda`, `mps`, `cpu`, or another
 `device.type`); `torch.cuda.synchronize` / `torch.mps.synchronize` record `cuda` / `mps`; mlx calls
@@ -86,6 +88,7 @@ from collections.abc import Callable
 from types import FrameType, ModuleType
 from typing import TYPE_CHECKING, Any
 
+from .library import LibraryClassifier
 from .patching import Patcher, named
 from .spans import SpanRecorder
 
@@ -99,8 +102,6 @@ SYNC_KIND = "sync"
 TORCH_TENSOR_METHODS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "__repr__")
 MLX_ARRAY_METHODS = ("item", "tolist", "__array__", "__bool__", "__float__", "__int__")
 
-# Packages whose frames are never "the caller": the frameworks and the array library they call.
-_LIBRARY_PACKAGES = ("torch", "torchvision", "torchaudio", "mlx", "numpy")
 # torch's compiler machinery: a hooked call from inside it happens while compiling (Dynamo, FX,
 # fake tensors, AOT autograd, export), on tensors that are often fake; not a training sync.
 _TORCH_COMPILER_DIRS = (
@@ -114,8 +115,6 @@ _TORCH_COMPILER_DIRS = (
     "_higher_order_ops",
 )
 _USER, _LIBRARY, _COMPILER = 0, 1, 2
-# cnnprof's own machinery (this folder); cnnprof/models/loops is user code for caller purposes.
-_PROFILER_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 # Shared, never mutated: one dict per device keeps the hook from allocating.
 _DEVICE_ATTRS: dict[str, dict[str, str]] = {d: {"device": d} for d in ("cpu", "cuda", "mps", "gpu")}
@@ -133,7 +132,7 @@ class SyncHooks:
         self._busy: set[int] = set()
         self.patcher = Patcher()
         self._installed: set[str] = set()  # "torch", "mlx"
-        self._prefixes: tuple[str, ...] = (_PROFILER_DIR,)
+        self._is_library = LibraryClassifier()
         self._compiler_prefixes: tuple[str, ...] = ()
         self._excluded: dict[str, int] = {}  # file name -> _USER / _LIBRARY / _COMPILER
         self._torch_is_compiling: Callable[[], bool] = _never
@@ -176,23 +175,17 @@ class SyncHooks:
             self._install_mlx(module)
 
     def _update_prefixes(self) -> None:
-        prefixes = [_PROFILER_DIR]
-        for pkg in _LIBRARY_PACKAGES:
-            module = sys.modules.get(pkg)
-            file = getattr(module, "__file__", None)
-            if file:
-                prefixes.append(os.path.dirname(os.path.abspath(file)) + os.sep)
-            else:  # namespace package (mlx is one): every folder of its __path__
-                prefixes += [os.path.abspath(p) + os.sep for p in getattr(module, "__path__", [])]
-        self._prefixes = tuple(prefixes)
-        torch_dir = next((p for p in prefixes if p.endswith(f"{os.sep}torch{os.sep}")), None)
+        self._is_library = LibraryClassifier()  # by path (library.py): the frameworks' folders too
+        torch = sys.modules.get("torch")
+        file = getattr(torch, "__file__", None)
+        torch_dir = os.path.dirname(os.path.abspath(file)) + os.sep if file else None
         self._compiler_prefixes = tuple(torch_dir + d + os.sep for d in _TORCH_COMPILER_DIRS) if torch_dir else ()
         self._excluded.clear()  # in place: the wrappers hold this dict
 
     def _classify(self, file: str) -> int:
         if file.startswith(self._compiler_prefixes):
             return _COMPILER
-        return _LIBRARY if file.startswith(self._prefixes) else _USER
+        return _LIBRARY if self._is_library(file) else _USER
 
     def _install_torch(self, torch: ModuleType) -> None:
         if "torch" in self._installed:
