@@ -169,7 +169,7 @@ def test_record_steps_adds_steps_with_their_split_and_the_setup() -> None:
     finally:
         hooks.remove()
     t0 = min(r[2] for r in rec.rows) - 1000
-    assert record_steps(rec, t0) == {"steps": 4}
+    assert record_steps(rec, t0) == {"steps": 4, "eval_phases": 0}
     steps = [r for r in rec.rows if r[0] == "step"]
     (setup,) = [r for r in rec.rows if r[0] == "setup"]
     assert len(steps) == 4 and setup[3] == steps[0][2]
@@ -238,3 +238,15 @@ def test_hooks_never_raise_into_a_stub_module() -> None:
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0] == "['mx.compile', 'nn.value_and_grad']" and lines[-1] == "ok"
+
+
+def test_a_validation_loop_becomes_an_eval_mode_phase() -> None:
+    rec = SpanRecorder()
+    rows = [("hook", "data", 0, 2), ("hook", "backward", 5, 9), ("hook", "optimizer", 9, 10),
+            ("hook", "mode", 12, 12, {"train": False}), ("hook", "mode", 50, 50, {"train": True}),
+            ("hook", "data", 51, 53), ("hook", "backward", 55, 59), ("hook", "optimizer", 59, 60)]
+    for kind, name, start, end, *attrs in rows:
+        rec.rows.append((kind, name, start * MS, end * MS, None, None, None, attrs[0] if attrs else None))
+    assert record_steps(rec, 0) == {"steps": 2, "eval_phases": 1}
+    (phase,) = [r for r in rec.rows if r[0] == "phase"]
+    assert (phase[1], phase[2], phase[3]) == ("eval mode", 12 * MS, 50 * MS)

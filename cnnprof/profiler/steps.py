@@ -322,4 +322,8 @@ def record_steps(recorder: SpanRecorder, t0_ns: int) -> dict[str, Any]:
         attrs = {f"{part}_s": round(float(split[part][i]), 9) for part in step_model.PARTS}
         recorder.rows.append((step_model.STEP_KIND, "train", start + t0_ns, end + t0_ns, None, i, None, attrs))
     recorder.rows.append((step_model.SETUP_KIND, "setup", t0_ns, int(found[0, 0]) + t0_ns, None, None, None, None))
-    return {"steps": len(found)}
+    # Between model.eval() and model.train(): a validation (or test) loop, a phase of its own.
+    evals = step_model.eval_intervals(spans)
+    for start, end in evals.tolist():
+        recorder.rows.append(("phase", "eval mode", start + t0_ns, end + t0_ns, None, None, None, None))
+    return {"steps": len(found), "eval_phases": len(evals)}

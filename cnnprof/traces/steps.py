@@ -55,7 +55,7 @@ def _hooks(spans: pd.DataFrame, name: str) -> np.ndarray:
     return _intervals(spans, (spans["kind"] == HOOK_KIND) & (spans["name"] == name))
 
 
-def _eval_intervals(spans: pd.DataFrame) -> np.ndarray:
+def eval_intervals(spans: pd.DataFrame) -> np.ndarray:
     """[model.eval(), model.train()) intervals from the `mode` hooks (an eval mode never left, at
     the end of training, cuts nothing)."""
     modes = spans[(spans["kind"] == HOOK_KIND) & (spans["name"] == "mode")].sort_values("start_ns")
@@ -135,7 +135,7 @@ def derive_steps(spans: pd.DataFrame) -> np.ndarray:
     fetches = _hooks(spans, "data")
     fetched = fetches[fetches[:, 1] <= cut] if len(fetches) else fetches
     starts[0] = int(fetched[-1, 0]) if len(fetched) else cut
-    evals = _eval_intervals(spans)
+    evals = eval_intervals(spans)
     for _, e in evals:
         # A validation loop inside a step's span: the step starts when training resumes.
         i = np.searchsorted(ends, e, side="left")
