@@ -25,6 +25,7 @@ def make_rank(
     steps: int = 8,
     *,
     extra_ms: float = 0.0,
+    ddp_wait_ms: float = 0.0,
     step_spans: bool = True,
     host: str = "host-a",
     t0_perf_ns: int = 10**12,
@@ -32,6 +33,7 @@ def make_rank(
     status: str = "complete",
     world_size: int = 2,
     async_op: bool = False,
+    nccl: bool = False,
 ) -> Path:
     """One rank: each step `work_ms` (+ `extra_ms` on the extra-work line), then an all_reduce
     until the step's end (`period_ms` after its start)."""
@@ -68,16 +70,22 @@ def make_rank(
         end = start + period_ms
         if step_spans:
             span("step", "train", start, end)
-            span("hook", "backward", start + work_ms / 2, start + work_ms)
-        busy_end = start + work_ms + extra_ms
-        for t in range(int(start), int(start + work_ms)):
+            # DDP's all-reduce (unseen) holds the backward of a rank that waits for another
+            span("hook", "backward", start + work_ms / 2, start + work_ms + ddp_wait_ms)
+        busy_end = start + work_ms + extra_ms + ddp_wait_ms
+        for t in list(range(int(start), int(start + work_ms))) + list(
+            range(int(start + work_ms + extra_ms), int(busy_end))
+        ):
             t_samples.append(t)
             stack_ids.append(0)
-        for t in range(int(start + work_ms), int(busy_end)):
+        for t in range(int(start + work_ms), int(start + work_ms + extra_ms)):
             t_samples.append(t)
             stack_ids.append(1)
         attrs = {"bytes": 4096, "async_op": async_op, "rank": rank, "device": "cpu"}
-        if async_op:
+        if nccl:  # the all_reduce's host call only enqueues; the host waits in its next device sync
+            span("collective", "all_reduce", busy_end, busy_end + 0.05, f"{SCRIPT}:{REDUCE_LINE}", attrs)
+            span("sync", "Tensor.item", busy_end + 0.05, end, f"{SCRIPT}:{REDUCE_LINE + 1}", {"device": "cuda"})
+        elif async_op:
             span("collective", "all_reduce", busy_end, busy_end + 0.05, f"{SCRIPT}:{REDUCE_LINE}", attrs)
             span(
                 "sync",
@@ -112,12 +120,15 @@ def make_job(
     comm_ms: float = 2.0,
     *,
     extra_ms: dict[int, float] | None = None,
+    ddp_wait_ms: dict[int, float] | None = None,
     **kwargs,
 ) -> Path:
     """A synchronised job: every step lasts the slowest rank's work plus `comm_ms`."""
     extra_ms = extra_ms or {}
+    ddp_wait_ms = ddp_wait_ms or {}
     period = max(w + extra_ms.get(r, 0.0) for r, w in work_ms.items()) + comm_ms
     for rank, work in work_ms.items():
-        make_rank(job_dir, rank, work, period, extra_ms=extra_ms.get(rank, 0.0), world_size=len(work_ms), **kwargs)
+        extra, wait = extra_ms.get(rank, 0.0), ddp_wait_ms.get(rank, 0.0)
+        make_rank(job_dir, rank, work, period, extra_ms=extra, ddp_wait_ms=wait, world_size=len(work_ms), **kwargs)
     update_job(job_dir, lambda r: r.update(launcher="torchrun"))
     return job_dir

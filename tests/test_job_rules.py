@@ -43,6 +43,27 @@ def test_rank_imbalance_also_from_the_recurring_collective_without_step_spans(tm
     assert finding.call_sites[0].line == EXTRA_LINE
 
 
+def test_rank_imbalance_sees_the_wait_inside_ddp_backward(tmp_path: Path) -> None:
+    # Rank 0 waits for rank 1 inside its backward pass (DDP's C++ all-reduce), not in a collective span.
+    job = make_job(tmp_path / "job", {0: 30.0, 1: 30.0}, extra_ms={1: 120.0}, ddp_wait_ms={0: 120.0})
+    ctx = _ctx(job)
+    assert ctx.ranks[0].median_comm_s < 0.005  # its collectives are short: the wait is elsewhere
+    [finding] = rule_rank_imbalance(ctx)
+    assert finding.claim.startswith("Rank 1 is the slow rank")
+    waits = next(e for e in finding.evidence if e.startswith("rank 0 waits"))
+    assert "120.0 ms inside its backward pass" in waits
+    assert finding.call_sites[0].line == EXTRA_LINE
+
+
+def test_rank_imbalance_on_nccl_where_the_others_wait_in_a_device_sync(tmp_path: Path) -> None:
+    job = make_job(tmp_path / "job", {0: 30.0, 1: 30.0}, extra_ms={1: 120.0}, nccl=True)
+    [finding] = rule_rank_imbalance(_ctx(job))
+    assert finding.claim.startswith("Rank 1 is the slow rank")
+    assert finding.call_sites[0].line == EXTRA_LINE
+    balanced = make_job(tmp_path / "even", {0: 30.0, 1: 30.0}, nccl=True)
+    assert rule_rank_imbalance(_ctx(balanced)) == []
+
+
 def test_balanced_ranks_give_no_rank_imbalance(tmp_path: Path) -> None:
     # A 10 % difference in work is below the rule's threshold (20 % of the step).
     job = make_job(tmp_path / "job", {0: 50.0, 1: 50.0}, extra_ms={1: 5.0})

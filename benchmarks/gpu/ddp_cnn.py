@@ -8,9 +8,12 @@ Models: `study` is the study's CNN (cnnprof.models.cnn_torch.SeedCNN, MNIST-shap
 `heavy` is a wider, deeper CNN on 3x64x64 images (~25 M parameters), whose gradient all-reduce is
 large enough to matter. Each step: forward, backward (DDP's bucketed all-reduce, C++), Adam, and
 the loss all-reduced for logging (a Python `dist.all_reduce`, which cnnprof records, with a
-`.item()` that waits for it). `--slow-rank R` gives rank R `--extra-matmuls` bf16 4096x4096
-matmuls per step before its backward pass: the others wait for it in DDP's all-reduce (inside
-their backward) and in the logging all-reduce. Prints the median step time per rank.
+`.item()` that waits for it). `--slow-rank R` makes rank R slower each step: `--extra-host-ms` of
+host work (a sleep: a slow input pipeline on one rank), and/or `--extra-matmuls` bf16 4096x4096
+matmuls on its GPU before its backward pass. The others wait for it in DDP's all-reduce and, on the
+host, in their `.item()`. cnnprof's rank-imbalance sees the host-side kind; GPU-only work leaves every
+host waiting in its own sync (the slow rank's for its GPU, the others' for NCCL), which host timing
+cannot tell apart. Prints the median step time per rank.
 """
 
 from __future__ import annotations
@@ -56,7 +59,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--slow-rank", type=int, default=None)
-    parser.add_argument("--extra-matmuls", type=int, default=40)
+    parser.add_argument("--extra-matmuls", type=int, default=0)
+    parser.add_argument("--extra-host-ms", type=float, default=0.0)
     args = parser.parse_args()
 
     cuda = torch.cuda.is_available()
@@ -82,6 +86,7 @@ def main() -> None:
         start = time.perf_counter()
         loss = nn.functional.cross_entropy(model(x), y)
         if args.slow_rank == rank:
+            time.sleep(args.extra_host_ms / 1e3)  # the slow rank's host work
             extra_work(device, args.extra_matmuls)
         opt.zero_grad(set_to_none=True)
         loss.backward()

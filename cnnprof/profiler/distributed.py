@@ -133,6 +133,7 @@ class CollectiveHooks:
         self._classifier = SyncHooks(recorder)
         self._dist: ModuleType | None = None
         self._backend_device: str | None = None
+        self._user_files: dict[str, bool] = {}  # file name -> user code (the caller), cached
 
     @property
     def hooked(self) -> list[str]:
@@ -176,10 +177,14 @@ class CollectiveHooks:
         return self._backend_device
 
     def _caller(self, frame: FrameType | None) -> str | None:
-        classify = self._classifier._classify
+        """The first frame outside torch and cnnprof/profiler (files classified once, cached)."""
+        user = self._user_files
         while frame is not None:
             file = frame.f_code.co_filename
-            if classify(file) == 0:  # user code
+            is_user = user.get(file)
+            if is_user is None:
+                is_user = user[file] = self._classifier._classify(file) == 0
+            if is_user:
                 return f"{file}:{frame.f_lineno}"
             frame = frame.f_back
         return None
@@ -189,6 +194,9 @@ class CollectiveHooks:
         rec = self.recorder
         busy = self._busy
         hooks = self
+        rank = self.rank
+        getframe = sys._getframe
+        pos, key = payload if payload is not None else (-1, "")
 
         def hooked(*args: Any, **kwargs: Any) -> Any:
             tid = get_ident()
@@ -201,19 +209,21 @@ class CollectiveHooks:
                 end = _now()
             finally:
                 busy.discard(tid)
-            size = 0
-            if payload is not None:
-                pos, key = payload
-                size = _payload_bytes(args[pos] if len(args) > pos else kwargs.get(key))
+            if pos < 0:
+                size = 0
+            else:
+                value = args[pos] if len(args) > pos else kwargs.get(key)
+                try:  # a tensor: the common case, without a type test
+                    size = value.numel() * value.element_size()
+                except AttributeError:
+                    size = _payload_bytes(value)
             attrs = {
                 "bytes": size,
-                "async_op": bool(kwargs.get("async_op", False)),
-                "rank": hooks.rank,
-                "device": hooks._device(),
+                "async_op": bool(kwargs.get("async_op")) if kwargs else False,
+                "rank": rank,
+                "device": hooks._backend_device or hooks._device(),
             }
-            rows.append(
-                (COLLECTIVE_KIND, name, start, end, rec.epoch, rec.batch, hooks._caller(sys._getframe(1)), attrs)
-            )
+            rows.append((COLLECTIVE_KIND, name, start, end, rec.epoch, rec.batch, hooks._caller(getframe(1)), attrs))
             return out
 
         return named(hooked, original, name)

@@ -11,6 +11,7 @@ from ..traces.job import JobData
 from ..traces.reader import RunData
 from .diagnosis.job import JobDiagnosis, diagnose_job
 from .diagnosis.job_context import JobContext
+from .diagnosis.rank_imbalance import ddp_waits
 from .findings import Diagnosis
 from .html import card, findings_html, fmt, notes_html, page, table, verdict_html, write_page
 from .rank_lanes import rank_lane
@@ -54,10 +55,12 @@ def _steps_range(ctx: JobContext) -> list[float] | None:
 
 def step_rows(ctx: JobContext) -> list[list[tuple[str, Any]]]:
     rows = []
+    waits = ddp_waits(ctx.with_steps)
     for rank, view in ctx.ranks.items():
         run = view.run
         n = len(view.steps)
-        busy = view.median_busy_s if n else None
+        in_backward = waits.get(rank)
+        busy = view.median_busy_s - (in_backward or 0.0) if n else None
         rows.append(
             [
                 (esc(rank), rank),
@@ -67,6 +70,7 @@ def step_rows(ctx: JobContext) -> list[list[tuple[str, Any]]]:
                 (fmt(view.median_step_s if n else None, ",.1f", scale=1e3), view.median_step_s),
                 (fmt(busy, ",.1f", scale=1e3), busy or 0.0),
                 (fmt(view.median_comm_s if n else None, ",.1f", scale=1e3), view.median_comm_s),
+                (fmt(in_backward, ",.1f", scale=1e3), in_backward or 0.0),
                 (fmt(ctx.bytes_per_step(view) / 1e6, ",.2f"), ctx.bytes_per_step(view)),
                 (esc(view.step_source), 0),
             ]
@@ -125,6 +129,7 @@ def render_job(job: JobData) -> str:
         "step ms",
         "work ms",
         "in collectives ms",
+        "waiting in DDP backward ms",
         "MB sent / step",
         "steps from",
     ]
@@ -147,8 +152,9 @@ def render_job(job: JobData) -> str:
 <section><h2>Findings of the job</h2>{findings_html(diagnosis.findings, None)}</section>
 <section><h2>Step time per rank</h2>{table(headers, step_rows(ctx))}
 <p class='muted'>Medians over the steady-state steps. Ranks wait for each other in collectives, so their step
-times agree; the work (step less collectives) shows which rank the others wait for. DDP's gradient
-all-reduce runs in C++ and is inside the backward pass, not in these collectives.</p></section>
+times agree; the work (step less collectives, accelerator syncs and the wait inside DDP's backward) shows which
+rank the others wait for. DDP's gradient all-reduce runs in C++ inside the backward pass: a rank's backward
+beyond the shortest rank's is counted as waiting there.</p></section>
 <section><h2>Timeline</h2>{timeline}</section>
 <section><h2>Findings per rank</h2>{per_rank or "<p class='muted'>no rank recorded</p>"}
 <p class='muted'>A rank's full report:

@@ -89,11 +89,21 @@ class RankView:
     def median_comm_s(self) -> float:
         return statistics.median(self.comm_ns) / 1e9 if self.steps else 0.0
 
+    @cached_property
+    def _waits_merged(self) -> list[tuple[int, int]]:
+        """Collectives and accelerator syncs (on NCCL a rank waits for the others in its next device
+        sync: the collective's host call only enqueues it), job axis."""
+        syncs = self.view.syncs
+        own = list(zip(syncs["start_ns"].tolist(), syncs["end_ns"].tolist(), strict=True))
+        return _merge(self._comm_merged + [(s + self.offset_ns, e + self.offset_ns) for s, e in own])
+
     @property
     def median_busy_s(self) -> float:
+        """The median steady step less its time in collectives and accelerator syncs: the host's work."""
         if not self.steps:
             return 0.0
-        return statistics.median(st - c for st, c in zip(self.step_ns, self.comm_ns, strict=True)) / 1e9
+        waits = [_covered(self._waits_merged, s, e) for s, e in self.steps]
+        return statistics.median(st - w for st, w in zip(self.step_ns, waits, strict=True)) / 1e9
 
     def median_backward_s(self) -> float | None:
         """The median backward pass of the steady steps (the step hooks' split), None without one."""
@@ -117,7 +127,7 @@ class RankView:
 
     def hot_lines(self) -> list[CallSite]:
         """The innermost user line of each stack sample inside the steady steps but outside the
-        collectives (waiting is not the work), by time."""
+        collectives and accelerator syncs (waiting is not the work), by time."""
         samples = self.run.samples
         stacks = self.run.stacks
         frames = stacks.get("frames", [])
@@ -134,7 +144,7 @@ class RankView:
         in_steps = np.zeros(len(mid), dtype=bool)
         for s, e in self.steps:
             in_steps |= (mid >= s) & (mid < e)
-        for s, e in self._comm_merged:
+        for s, e in self._waits_merged:
             in_steps &= ~((mid >= s) & (mid < e))
         agg: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0, 0.0])
         for sid, dt in zip(
