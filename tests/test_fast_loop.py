@@ -74,11 +74,10 @@ def test_torch_fast_copies_each_batch_into_its_sizes_buffers() -> None:
     assert torch.equal(steps[32].y, trainer.y_train[order[32:64]])
     assert torch.equal(steps[16].x, trainer.x_train[order[64:]])
     # each training batch: a slice (the copy), then the eager step, which the step hooks observe
-    # as in tuned; no graph, so no replay span and no manual step marks
+    # as in tuned; no graph, so no replay span
     kinds = [row[:2] for row in trainer.rec.rows]
     assert kinds.count(("batch", "train")) == kinds.count(("data", "slice")) - 1 == 3  # + 1 validation batch
-    assert ("compiled", "graph_replay") not in kinds and ("hook", "mark") not in kinds
-    assert ("hook", "mark") not in kinds
+    assert ("compiled", "graph_replay") not in kinds
 
 
 def test_torch_fresh_state_undoes_warm_up_steps() -> None:
@@ -109,7 +108,7 @@ def test_torch_fresh_state_undoes_warm_up_steps() -> None:
 
 def test_torch_graph_path_with_a_stand_in_graph_trains_as_tuned(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CUDA path's orchestration on the CPU: capture at the first epoch (warm-up steps that
-    really train, then the fresh state restored), replays, step marks. A stand-in replaces what
+    really train, then the fresh state restored), then replays. A stand-in replaces what
     only CUDA has: the side stream (warm-up runs eagerly) and the graph (a replay re-runs the
     captured step on the same static buffers, as a CUDA graph re-runs its kernels on the same
     memory)."""
@@ -145,9 +144,9 @@ def test_torch_graph_path_with_a_stand_in_graph_trains_as_tuned(monkeypatch: pyt
     np.testing.assert_allclose(np.array(rows), np.array(tuned), rtol=1e-5, atol=1e-6)
     kinds = [row[:2] for row in trainer.rec.rows]
     assert kinds.count(("phase", "graph_capture")) == 1  # once, at the first epoch
-    assert kinds.count(("compiled", "graph_replay")) == kinds.count(("hook", "mark")) == 2 * 3
-    # each mark follows its replay: the marks end the steps
-    assert all(kinds[i - 1] == ("compiled", "graph_replay") for i, k in enumerate(kinds) if k == ("hook", "mark"))
+    assert kinds.count(("compiled", "graph_replay")) == kinds.count(("batch", "train")) == 2 * 3
+    # each replay inside its batch span, right after the batch's copy
+    assert all(kinds[i - 1] == ("data", "slice") for i, k in enumerate(kinds) if k == ("compiled", "graph_replay"))
 
 
 def test_fast_refuses_a_sync_override() -> None:

@@ -15,7 +15,7 @@ so the first real batch starts from the same state as the tuned loop's.
 
 On CPU and MPS there is no graph: `run` calls the same step eagerly on the same static buffers
 (the tuned loop's step). The CPU tests exercise the batching, the copies, the state restore and,
-with a stand-in for the graph, the capture-then-replay orchestration and its step marks. Not
+with a stand-in for the graph, the capture-then-replay orchestration. Not
 exercised off CUDA, and checked only on the GPU machine: the side-stream warm-up, the
 `torch.cuda.graph` capture and replay themselves, and restoring the CUDA generator's state.
 """

@@ -19,7 +19,6 @@ All train the same model on the same data in the same order (common.epoch_order)
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -187,12 +186,9 @@ class TorchTrainer:
                     idx = perm[start : start + bs]
                     static = steps[len(idx)]
                     static.load(self.x_train.index_select(0, idx), self.y_train.index_select(0, idx))
-                if graphed:
+                if graphed:  # the batch span is the step (a replay calls no optimizer hook)
                     with rec.span("compiled", "graph_replay"):
                         static.run()
-                    # a replay runs no optimizer hook in Python: mark where the step ends
-                    now = time.perf_counter_ns()
-                    rec.record("hook", "mark", now, now)
                 else:
                     static.run()  # eager: the step hooks see its backward and optimizer step
             on_batch()
