@@ -86,8 +86,11 @@ def test_report_sections(report_text: str):
     assert "training energy: GPU" in report_text and "mJ per training image" in report_text
 
 
-def test_findings_are_shown(report_text: str):
-    assert "sync-bound" in report_text  # the run spends 40 % of each step in Tensor.item
+def test_verdict_and_findings_are_shown(report_text: str):
+    # the run spends 40 % of each step in Tensor.item while its GPU is busy: device-bound syncs,
+    # named as info, under a compute-bound verdict with the step's split
+    assert "<h2>Verdict</h2>" in report_text and "compute-bound" in report_text
+    assert "sync-sites" in report_text and "device-bound" in report_text
 
 
 def test_finding_rendering_escapes(monkeypatch: pytest.MonkeyPatch, run_dir: Path, tmp_path: Path):
