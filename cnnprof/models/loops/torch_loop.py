@@ -85,14 +85,21 @@ class TorchTrainer:
                 "on static buffers that each batch is copied into"
             )
             return
+        # What a launch-bound step also gets from its advice (cnnprof's compute levers), keeping the
+        # fp32 weights: cuDNN picks its fastest convolution algorithms for these fixed shapes (the
+        # autotuning happens in the capture's warm-up), and matmuls may use TF32 as convolutions do.
+        # Process-wide settings: each run of `cnnprof run` / `bench` is a process of its own.
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
         self.notes.append(
             f"fast on cuda: the whole training step captured as CUDA graphs (batch sizes "
-            f"{sorted(sizes, reverse=True)}), replayed once per batch; fused Adam (capturable), channels_last"
+            f"{sorted(sizes, reverse=True)}), replayed once per batch; fused Adam (capturable), channels_last, "
+            "cudnn.benchmark"
         )
         self.notes.append(
-            f"arithmetic as tuned: fp32 weights; convolutions TF32 as cuDNN defaults "
-            f"(torch.backends.cudnn.allow_tf32={torch.backends.cudnn.allow_tf32}), "
-            f"matmul precision {torch.get_float32_matmul_precision()!r}"
+            f"arithmetic: fp32 weights; TF32 in convolutions (torch.backends.cudnn.allow_tf32="
+            f"{torch.backends.cudnn.allow_tf32}, cuDNN's default, as in seed and tuned) and in matmuls "
+            f"(torch.backends.cuda.matmul.allow_tf32={torch.backends.cuda.matmul.allow_tf32}; seed and tuned: fp32)"
         )
 
     # -- batches ------------------------------------------------------------------------------
