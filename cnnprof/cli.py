@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
+import math
 import os
 import signal
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,11 +27,32 @@ BACKEND_CHOICES = ("auto", "torch_cpu", "torch_mps", "torch_cuda", "mlx_gpu", "m
 LOOP_CHOICES = ("seed", "tuned", "fast")  # models.loops.common.LOOPS, kept here so startup imports no numpy
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value} is not positive")
-    return value
+# The range of each numeric option, checked once parsed (one line, before anything starts).
+# --profile-interval-ms: the signal handler costs 15-35 us a sample (docs/BENCHMARKS.md), a third
+# of the run or more below 0.1 ms, where runs stopped making progress; past 1 s a run has few
+# samples. --seed: numpy's generators take 32 bits. The others: a run that can finish.
+# (--telemetry-interval-ms has its range in the telemetry registry, checked by _observers.)
+OPTION_BOUNDS: dict[str, tuple[float, float]] = {
+    "profile_interval_ms": (0.1, 1000.0),
+    "epochs": (1, 100_000),
+    "batch_size": (1, 65_536),
+    "lr": (1e-12, 10.0),
+    "seed": (0, 2**32 - 1),
+    "single_inference": (0, 10_000_000),
+    "train_images": (1, 100_000_000),
+    "test_images": (1, 100_000_000),
+}
+
+
+def check_option_bounds(args: argparse.Namespace) -> None:
+    """Raises `UserError` for the first numeric option out of its range (NaN and inf included)."""
+    for name, (low, high) in OPTION_BOUNDS.items():
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        if not (math.isfinite(value) and low <= value <= high):
+            flag = "--" + name.replace("_", "-")
+            raise UserError(f"{flag} {value} is out of range: pass a value from {low:g} to {high:g}")
 
 
 def add_observation_options(p: argparse.ArgumentParser) -> None:
@@ -46,10 +69,10 @@ def add_observation_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--profile-interval-ms",
-        type=_positive_float,
+        type=float,
         default=1.0,
         metavar="MS",
-        help="stack sampling interval of sampler / pyinstrument (default: 1)",
+        help="stack sampling interval of sampler / pyinstrument, 0.1..1000 (default: 1)",
     )
     g.add_argument(
         "--telemetry",
@@ -241,15 +264,30 @@ def _observers(args: argparse.Namespace) -> list[Any]:
     )
 
 
-def _install_sigterm() -> None:
-    """SIGTERM ends a run like Ctrl-C does: the run directory is written with status interrupted."""
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def _stopped_by_signals(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """While `command` runs, SIGTERM and SIGHUP (the terminal closed) end a run like Ctrl-C does:
+    the run directory is written with status interrupted. The previous handlers come back after,
+    so a caller in the same process (the API, a test) keeps its own."""
 
     def handler(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, handler)
+    @functools.wraps(command)
+    def wrapped(args: argparse.Namespace) -> int:
+        previous = {signum: signal.signal(signum, handler) for signum in _STOP_SIGNALS}
+        try:
+            return command(args)
+        finally:
+            for signum, old in previous.items():
+                signal.signal(signum, old)
+
+    return wrapped
 
 
+@_stopped_by_signals
 def cmd_run(args: argparse.Namespace) -> int:
     from .models.loops.common import LoopConfig
     from .profiler.session import RunSession
@@ -277,7 +315,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     observers = _observers(args)
     prepared = prepare_run(request)
-    _install_sigterm()
     session = RunSession(prepared.session_options, observers)
     console.print(
         f"cnnprof: {prepared.backend.name} on {prepared.backend.device_name}, "
@@ -563,6 +600,7 @@ def _end_rank(job_dir: Path, rank: Any, session: Any, write_report: bool) -> Non
         _explain_job(job_dir, write_report=True, open_report=False)
 
 
+@_stopped_by_signals
 def cmd_profile(args: argparse.Namespace) -> int:
     from .api import observing
     from .profiler.distributed import detect_rank, rank_observers
@@ -607,7 +645,6 @@ def cmd_profile(args: argparse.Namespace) -> int:
         },
         run_dir=run_dir,
     )
-    _install_sigterm()
     session = RunSession(opts, observers)
     console.print(f"cnnprof: profiling {target}, run directory {session.run_dir}", markup=False)
     try:
@@ -621,12 +658,16 @@ def cmd_profile(args: argparse.Namespace) -> int:
         error_line(f"interrupted; what was recorded is kept in {session.run_dir}")
         return 130
     except Exception as exc:
+        if session.inherited:
+            raise  # a forked child of the script: its own exception, nothing of cnnprof's
         sys.stderr.write(user_traceback(exc))  # the script's traceback, as python would print it
         error_line(f"{target} failed ({type(exc).__name__}); what was recorded is kept in {session.run_dir}")
         return 1
     finally:
-        if rank is not None and job_dir is not None:
+        if rank is not None and job_dir is not None and not session.inherited:
             _end_rank(job_dir, rank, session, write_report=not args.no_report)
+    if session.inherited:  # a forked child returned from the script: the run is the parent's
+        return code
     if rank is not None:
         print(session.run_dir)
         return code
@@ -700,6 +741,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        check_option_bounds(args)
         return int(args.handler(args) or 0)
     except UserError as exc:
         error_line(str(exc))

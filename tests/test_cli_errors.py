@@ -65,3 +65,31 @@ def test_the_installed_command_prints_one_line_and_exits_non_zero(tmp_path: Path
         "cnnprof: error: unknown backend 'nope'; choose one of: auto, torch_cpu, torch_mps, torch_cuda, "
         "mlx_gpu, mlx_cpu"
     ]
+
+
+_OUT_OF_RANGE = [
+    ("--profile-interval-ms", "0.00001"),
+    ("--profile-interval-ms", "nan"),
+    ("--epochs", "0"),
+    ("--batch-size", "-1"),
+    ("--lr", "inf"),
+    ("--lr", "nan"),
+    ("--seed", "-1"),
+    ("--single-inference", "-5"),
+    ("--train-images", "0"),
+]
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "value"),
+    [("run", *case) for case in _OUT_OF_RANGE]
+    + [("bench", *case) for case in _OUT_OF_RANGE]
+    + [("profile", "--profile-interval-ms", "0.00001")],  # profile has only the observation options
+)
+def test_numeric_options_out_of_range_are_one_line(capsys, runs_dir: Path, command: str, option: str, value: str):
+    args = [command, option, value, "--out", str(runs_dir)]
+    args += {"profile": ["--", __file__], "bench": ["--backends", "torch_cpu"], "run": []}[command]
+    assert main(args) == 2
+    (line,) = _error_lines(capsys)
+    assert option in line and "out of range" in line
+    assert not runs_dir.exists()

@@ -5,8 +5,10 @@ broken streams, the parse-powermetrics command, and the live source against a st
 from __future__ import annotations
 
 import io
+import math
 import os
 import plistlib
+import re
 import stat
 import sys
 import time
@@ -225,6 +227,44 @@ def test_missing_keys_and_unknown_clusters_do_not_crash() -> None:
     assert values["e_cluster_active_pct"] == 0.0 and values["e_cluster_freq_mhz"] == 1000.0  # idle: plain mean
     assert "p_cluster_active_pct" not in values  # S and M clusters stay out of the E/P aggregates
     assert not any(k.startswith(("gpu_", "cpu_power", "thermal")) for k in values)
+
+
+@pytest.mark.parametrize(
+    ("tag", "value"),
+    [("real", "inf"), ("real", "nan"), ("real", "-inf"), ("integer", "9" * 400)],
+)
+def test_non_finite_and_huge_numbers_are_left_out_and_reading_goes_on(tag: str, value: str) -> None:
+    """<real>inf</real> in elapsed_ns or a cpu index, an integer past a float's range: each value is
+    left out like a missing one, and the documents after it still parse."""
+    bad = f"<{tag}>{value}</{tag}>"
+    doc = plistlib.dumps(
+        {
+            "elapsed_ns": 1,
+            "processor": {
+                "cpu_power": 1.0,
+                "clusters": [{"name": "E-Cluster", "cpus": [{"cpu": 1, "idle_ratio": 0.5, "freq_hz": 2.0}]}],
+            },
+        }
+    )
+    doc = doc.replace(b"<integer>1</integer>", bad.encode(), 2)  # elapsed_ns and the cpu index
+    doc = doc.replace(b"<real>1.0</real>", bad.encode(), 1)  # cpu_power
+    good = M4_STREAM.read_bytes().split(b"\0")[0]
+    samples, skipped = parse_all(b"\0".join([good, doc, good]))
+    assert skipped == 0 and len(samples) == 3
+    assert samples[1].elapsed_ns is None
+    assert all(math.isfinite(v) for s in samples for v in s.values.values())
+    assert not any(k.startswith(("core.", "cpu_power")) for k in samples[1].values)
+    assert samples[2].values == samples[0].values
+
+
+def test_parse_command_survives_a_non_finite_elapsed(tmp_path: Path) -> None:
+    docs = M4_STREAM.read_bytes().split(b"\0")
+    docs[1] = re.sub(rb"(<key>elapsed_ns</key>\s*)<integer>\d+</integer>", rb"\1<real>inf</real>", docs[1])
+    capture = tmp_path / "capture.plist"
+    capture.write_bytes(b"\0".join(docs))
+    out = io.StringIO()
+    assert parse_powermetrics_command(capture, True, out) == 0
+    assert "inf" not in out.getvalue() and "nan" not in out.getvalue()
 
 
 # -- parse-powermetrics command ---------------------------------------------------------------

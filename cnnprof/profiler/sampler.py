@@ -119,6 +119,7 @@ class SignalSampler:
         self._previous: Any = None
         self._handler: Any = None
         self._root = ""
+        self._pending_cache: dict[tuple[int, int], str] = {}
 
     # -- life cycle --------------------------------------------------------------------------
     def start(self, caller: FrameType | None) -> None:
@@ -185,7 +186,10 @@ class SignalSampler:
 
         def on_sigalrm(signum: int, frame: FrameType | None) -> None:
             end = now()
-            if running[0]:  # a signal that came in while we ran: fold it into the next sample
+            # A signal that came in while we ran: fold it into the next sample. `running` is
+            # cleared in the handler's last lines, which can still be interrupted (another thread
+            # took the GIL meanwhile, and the interval passed): the handler's own frame says so.
+            if running[0] or (frame is not None and frame.f_code is own_code):
                 self.overruns += 1
                 return
             running[0] = True
@@ -230,6 +234,7 @@ class SignalSampler:
                 self.handler_ns += now() - end
                 running[0] = False
 
+        own_code = on_sigalrm.__code__
         return on_sigalrm
 
     # -- results -----------------------------------------------------------------------------
@@ -243,6 +248,19 @@ class SignalSampler:
                 ident = cache[(id(code), lasti)] = frame_identifier(code, line_at(code, lasti))
             out.append(ident)
         return out
+
+    def pending(self, stacks_done: int, samples_done: int) -> tuple[list[list[str]], array, array]:
+        """What came since: the identifiers of the stacks after the first `stacks_done`, and the
+        stack ids and end times of the samples after the first `samples_done`. Safe from another
+        thread while sampling: each slice is one C call under the GIL, the samples are read before
+        the stacks (the handler stores a new stack before a sample of it) and the end times
+        before the ids (it appends the id first)."""
+        n = len(self._sample_end_ns)
+        ends = self._sample_end_ns[samples_done:n]
+        sids = self._sample_stack[samples_done:n]
+        codes = self._stack_codes[stacks_done:]
+        cache = self._pending_cache
+        return [self._identifiers(key, c, cache) for key, c in codes], sids, ends
 
     @property
     def sample_count(self) -> int:

@@ -1,6 +1,13 @@
 """One run: owns the clock anchor, the run directory, the phase recorder and the observers
 (telemetry sampler, stack profiler, sync hooks), and leaves a readable run directory however the
-run ends: `complete`, `failed` (an exception) or `interrupted` (Ctrl-C / SIGTERM)."""
+run ends: `complete`, `failed` (an exception, or a script's `sys.exit(n)` with n != 0) or
+`interrupted` (Ctrl-C / SIGTERM / SIGHUP). While it runs, spans and stack samples go to stream files
+every half second (profiler/flusher.py), so a run that is killed outright keeps all but the last
+half second: traces/recovery.py marks such a run `killed` when it is read.
+
+A child of `os.fork()` inherits the session; it must not end it (that would stop the parent's
+telemetry sampler and write the parent's run directory), so only the process that entered the
+session finishes it."""
 
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ import sys
 import threading
 import time
 import traceback
+import weakref
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +28,9 @@ from .. import __version__
 from ..errors import UserError
 from ..traces import schema
 from ..traces.record import Host, RunRecord, Script, write_record
-from ..traces.writer import write_table
+from ..traces.streams import SPANS_STREAM, LineStream
+from ..traces.writer import non_finite_paths, write_table
+from .flusher import StreamFlusher
 from .host import host_info
 from .spans import SpanRecorder
 
@@ -68,8 +78,28 @@ def _make_run_dir(out_root: Path, label: str) -> Path:
     raise UserError(f"too many runs named {label} in {out_root} this second; pass another --out")
 
 
+# The sessions of this process, for the fork handler below.
+_SESSIONS: weakref.WeakSet[RunSession] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child inherits the parent's sessions: it must never stop their observers (the
+    parent's telemetry process, its sampler) nor write their run directories."""
+    for session in list(_SESSIONS):
+        session.inherited = True
+        session._started.clear()
+        session.flusher.forget()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class RunSession:
-    """`with RunSession(opts, observers) as session:` around the work of one run."""
+    """`with RunSession(opts, observers) as session:` around the work of one run.
+
+    `inherited` is True in a child of `os.fork()`: the session is the parent's, and the child's
+    `__exit__` leaves it alone."""
 
     def __init__(self, opts: SessionOptions, observers: list[Observer] | None = None) -> None:
         self.opts = opts
@@ -80,7 +110,11 @@ class RunSession:
         self.record = RunRecord(t0_perf_ns=0)
         self.run_dir = opts.run_dir or _make_run_dir(opts.out_root, opts.label)
         self.t0_perf_ns = 0
+        self.flusher = StreamFlusher()
+        self._span_stream: LineStream | None = None
         self._started: list[Observer] = []
+        self.inherited = False
+        _SESSIONS.add(self)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def __enter__(self) -> RunSession:
@@ -99,6 +133,10 @@ class RunSession:
             script=self.opts.script,
         )
         self.write_meta()
+        self._span_stream = LineStream(self.run_dir / SPANS_STREAM)
+        stream = self._span_stream
+        self.flusher.add(lambda: self.recorder.flush_to(stream))
+        self.flusher.start()
         try:
             for observer in self.observers:
                 observer.start(self)
@@ -109,16 +147,23 @@ class RunSession:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
-        if exc_type is None:
+        if self.inherited:
+            return
+        code = self.record.script.exit_code if self.record.script else None
+        if exc_type is None and code:  # a profiled script's sys.exit(n), n != 0
+            self._finish("failed", f"the script exited with code {code} (sys.exit)")
+        elif exc_type is None:
             self._finish("complete", None)
         elif issubclass(exc_type, KeyboardInterrupt):
-            self._finish("interrupted", "interrupted by the user (Ctrl-C or SIGTERM)")
+            self._finish("interrupted", "interrupted (Ctrl-C, SIGTERM or SIGHUP)")
         elif issubclass(exc_type, SystemExit) and exc is not None and exc.code in (0, None):
             self._finish("complete", None)  # a profiled script's sys.exit(0)
         else:
             self._finish("failed", "".join(traceback.format_exception_only(exc_type, exc)).strip())
 
     def _finish(self, status: str, error: str | None) -> None:
+        if self.inherited:
+            return
         # A SIGTERM now (torchrun stops the other ranks when one fails) must not cut the writing short.
         deferred = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGTERM, signal.SIG_IGN) if deferred else None
@@ -138,14 +183,25 @@ class RunSession:
             except Exception as exc:  # recorded, never raised: the run's own outcome matters more
                 record.set_section(observer.name, {"error": f"{type(exc).__name__}: {exc}"})
         self._started.clear()
+        self.flusher.stop()
+        if self.flusher.errors:
+            record.losses += [f"the stream files: {e}" for e in self.flusher.errors]
         record.status = status
         record.error = error
         self.write_tables()
         record.summary = summarize(self.metric_rows, self.inference_rows)
         self.write_meta()
+        if self._span_stream is not None:
+            self._span_stream.close()
+            self._span_stream.path.unlink(missing_ok=True)  # spans.parquet holds it all now
 
     # -- writing -----------------------------------------------------------------------------
     def write_meta(self) -> None:
+        data = self.record.to_dict()
+        for where in non_finite_paths(data):
+            note = f"{where} was not a finite number (NaN or infinite); run.json has null there"
+            if note not in self.record.losses:
+                self.record.losses.append(note)
         write_record(self.run_dir, self.record)
 
     def write_tables(self) -> None:

@@ -1,23 +1,22 @@
 """The phase recorder: every epoch, batch, forward, backward, optimizer step and sync is a span.
 
 Spans are kept in plain lists of tuples while the run trains (an append is the cheapest thing
-Python can do; benchmarks/span_cost.py measures it) and turned into a table once, at the end.
+Python can do; benchmarks/span_cost.py measures it) and turned into a table once, at the end;
+meanwhile the session's flusher thread appends the new ones to spans.stream.jsonl (`flush_to`).
 All times are `time.perf_counter_ns()`, the run's one clock.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Iterable
 from typing import Any
+
+from ..traces.streams import LineStream, SpanRow, span_line, spans_to_columns
 
 _now = time.perf_counter_ns
 
 SPAN_COLUMNS = ("kind", "name", "start_ns", "end_ns", "epoch", "batch", "caller", "attrs")
 
-# A span row while recording: absolute perf_counter_ns; attrs as a dict or None.
-SpanRow = tuple[str, str, int, int, int | None, int | None, str | None, dict[str, Any] | None]
 
 
 class _OpenSpan:
@@ -73,6 +72,7 @@ class SpanRecorder:
         self.epoch: int | None = None
         self.batch: int | None = None
         self.sync_hooked = False
+        self._flushed = 0
 
     def span(self, kind: str, name: str = "", attrs: dict[str, Any] | None = None) -> _OpenSpan:
         """`with rec.span("forward"):` records the block's start and end."""
@@ -94,20 +94,13 @@ class SpanRecorder:
         """Adds a span measured elsewhere (sync hooks, a sub-process)."""
         self.rows.append((kind, name, start_ns, end_ns, self.epoch, self.batch, caller, attrs))
 
+    def flush_to(self, stream: LineStream) -> None:
+        """Appends the spans recorded since the last call (rows are only ever appended)."""
+        n = len(self.rows)
+        if n > self._flushed:
+            stream.append([span_line(self.rows[self._flushed : n])])
+            self._flushed = n
+
     def columns(self, t0_ns: int) -> dict[str, list[Any]]:
         """The spans as columns, times relative to `t0_ns`, sorted by start."""
         return spans_to_columns(self.rows, t0_ns)
-
-
-def spans_to_columns(rows: Iterable[SpanRow], t0_ns: int) -> dict[str, list[Any]]:
-    ordered = sorted(rows, key=lambda r: r[2])
-    return {
-        "kind": [r[0] for r in ordered],
-        "name": [r[1] for r in ordered],
-        "start_ns": [r[2] - t0_ns for r in ordered],
-        "end_ns": [r[3] - t0_ns for r in ordered],
-        "epoch": [r[4] for r in ordered],
-        "batch": [r[5] for r in ordered],
-        "caller": [r[6] for r in ordered],
-        "attrs": [json.dumps(r[7]) if r[7] else None for r in ordered],
-    }

@@ -61,7 +61,6 @@ SIGALRM handler ends the signal sampler's (that one is noted in run.json).
 
 from __future__ import annotations
 
-import contextlib
 import cProfile
 import os
 import sys
@@ -71,10 +70,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..traces import schema
+from ..traces.streams import SAMPLES_STREAM, LineStream
 from ..traces.writer import write_json, write_table
 from . import DEFAULT_PROFILER, PROFILER_MODES
 from .library import LibraryClassifier
-from .sampler import ATTR_SEP, IDENT_SEP, FrameRecord, SamplerUnavailable, SignalSampler
+from .sampler import FrameRecord, SamplerUnavailable, SignalSampler
+from .stack_tables import SampleStreamer, StackTables
 
 if TYPE_CHECKING:
     from .session import RunSession
@@ -91,28 +92,6 @@ PYISESSION_BYTES_PER_SAMPLE = 2_100
 CPROFILE_USES_MONITORING = sys.version_info >= (3, 12)
 
 
-def parse_identifier(identifier: str) -> tuple[str, str, int, int]:
-    """pyinstrument frame string -> (function, file, line executing, first line)."""
-    ident, _, attrs = identifier.partition(ATTR_SEP)
-    parts = ident.split(IDENT_SEP)
-    function = parts[0]
-    file = parts[1] if len(parts) > 1 else ""
-    try:
-        first_line = int(parts[2]) if len(parts) > 2 else 0
-    except ValueError:
-        first_line = 0
-    line = first_line
-    cls = None
-    if attrs:
-        for attr in attrs.split(ATTR_SEP):
-            if attr.startswith("l"):
-                with contextlib.suppress(ValueError):
-                    line = int(attr[1:])
-            elif attr.startswith("c"):
-                cls = attr[1:]
-    if cls and "." not in function:
-        function = f"{cls}.{function}"
-    return function, file, line, first_line
 
 
 def records_to_tables(
@@ -126,54 +105,21 @@ def records_to_tables(
     Sample i covers `[anchor + sum(dt_0..dt_{i-1}), anchor + sum(dt_0..dt_i))`; the cumulative sum
     is kept in float seconds and rounded once per sample, so rounding never accumulates.
     """
-    is_library = is_library or LibraryClassifier()
-    frame_ids: dict[tuple[str, str, int, int], int] = {}
-    frames: list[dict[str, Any]] = []
-    by_identifier: dict[str, int | None] = {}
-    stack_ids: dict[tuple[int, ...], int] = {}
-    stacks: list[list[int]] = []
+    tables = StackTables(is_library or LibraryClassifier())
     t_col: list[int] = []
     dt_col: list[int] = []
     id_col: list[int] = []
     cum = 0.0
     prev_end = anchor_ns
     for call_stack, seconds in records:
-        ids = []
-        for identifier in call_stack:
-            fid = by_identifier.get(identifier, -1)
-            if fid == -1:
-                function, file, line, first_line = parse_identifier(identifier)
-                if file == "<thread>":
-                    fid = None  # pyinstrument's per-thread root, not code
-                else:
-                    key = (function, file, line, first_line)
-                    fid = frame_ids.get(key)
-                    if fid is None:
-                        fid = frame_ids[key] = len(frames)
-                        frames.append(
-                            {
-                                "function": function,
-                                "file": file,
-                                "line": line,
-                                "first_line": first_line,
-                                "library": is_library(file),
-                            }
-                        )
-                by_identifier[identifier] = fid
-            if fid is not None:
-                ids.append(fid)
-        key_ids = tuple(ids)
-        sid = stack_ids.get(key_ids)
-        if sid is None:
-            sid = stack_ids[key_ids] = len(stacks)
-            stacks.append(list(key_ids))
+        sid = tables.stack_id(call_stack)
         cum += seconds
         end = anchor_ns + round(cum * 1e9)
         t_col.append(prev_end - t0_ns)
         dt_col.append(end - prev_end)
         id_col.append(sid)
         prev_end = end
-    return {"t_ns": t_col, "dt_ns": dt_col, "stack_id": id_col}, {"frames": frames, "stacks": stacks}
+    return {"t_ns": t_col, "dt_ns": dt_col, "stack_id": id_col}, {"frames": tables.frames, "stacks": tables.stacks}
 
 
 def _replace(path: Path, write: Any) -> None:
@@ -200,6 +146,8 @@ class StackObserver:
         self._anchor_ns = 0
         self._timeline: str | None = None
         self._notes: list[str] = []
+        self._streamer: SampleStreamer | None = None
+        self._stream: LineStream | None = None
 
     def start(self, session: RunSession) -> None:
         caller = sys._getframe(1)
@@ -218,6 +166,9 @@ class StackObserver:
                     self._start_pyinstrument(caller, session)
             else:
                 self._sampler, self._anchor_ns, self._timeline = sampler, sampler.start_ns, "sampler"
+                self._stream = LineStream(session.run_dir / SAMPLES_STREAM)
+                self._streamer = SampleStreamer(sampler, self._stream, LibraryClassifier())
+                session.flusher.add(self._streamer.flush)
         elif self.mode == "pyinstrument":
             self._start_pyinstrument(caller, session)
         if self.mode in ("cprofile", "both"):
@@ -258,6 +209,12 @@ class StackObserver:
                 records = pyi_session.frame_records
         elif self._sampler is not None:
             self._sampler.stop()
+            if self._streamer is not None:
+                session.flusher.remove(self._streamer.flush)
+                try:  # the stream is complete too, in case writing the tables fails
+                    self._streamer.flush()
+                except Exception as exc:
+                    errors.append(f"sample stream: {type(exc).__name__}: {exc}")
             out["notes"] += self._sampler.notes
             out["sampler_self_s"] = self._sampler.handler_ns / 1e9
             out["sampler_overruns"] = self._sampler.overruns
@@ -278,6 +235,9 @@ class StackObserver:
                 out["samples"] = len(columns["t_ns"])
                 out["sampled_s"] = sum(columns["dt_ns"]) / 1e9
                 out["anchor_ns"] = self._anchor_ns - session.t0_perf_ns
+                if self._stream is not None:  # the tables hold every sample now
+                    self._stream.close()
+                    self._stream.path.unlink(missing_ok=True)
             except Exception as exc:
                 errors.append(f"samples: {type(exc).__name__}: {exc}")
         if records is not None and len(records) > PYISESSION_MAX_SAMPLES:
@@ -299,6 +259,7 @@ class StackObserver:
             except Exception as exc:
                 errors.append(f"{schema.PSTATS}: {type(exc).__name__}: {exc}")
         self._pyi = self._sampler = self._cprofile = None
+        self._streamer = self._stream = None
         if errors:
             out["errors"] = errors
         return out

@@ -29,9 +29,12 @@ def explain(run_dir: Path, *, show: bool, write_report: bool, open_report: bool 
     from ..traces.reader import RunData
     from .diagnosis import diagnose, diagnosis_table
 
-    diagnosis = diagnose(RunData(run_dir))
+    run = RunData(run_dir)
+    diagnosis = diagnose(run)
     if show:
         console.print(diagnosis_table(diagnosis), soft_wrap=False)
+        for loss in run.losses:  # what the run lost, where the user looks (traces/losses.py)
+            console.print(f"lost: {loss}", markup=False)
     report = None
     if write_report:
         from .html import build_report

@@ -3,11 +3,16 @@
 A run that was killed may lack files; a reader gives what is there and a note for each thing
 that is missing or unreadable, so a report can still be built. Only a directory without a
 readable `run.json` is an error.
+
+`load_run(path)` is the run as it is on disk now: where a stream file is there (a run still
+going, or one that died before its end wrote the tables; traces/streams.py) the stream is read in
+place of its table, since it holds everything up to the last flush.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -15,10 +20,45 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
-from . import schema
+from . import recovery, schema, streams
+from .losses import losses
 from .record import RunDirError, RunRecord, read_record
+from .writer import to_table
 
 __all__ = ["RunData", "RunDirError"]
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` with control characters written out (`\\x1b`): a code file or function name
+    comes from the profiled program, and an ESC in it must not reach a terminal as a command."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def _printable_frames(stacks: dict[str, Any]) -> dict[str, Any]:
+    for frame in stacks["frames"]:
+        for key in ("function", "file"):
+            if isinstance(frame.get(key), str) and _CONTROL.search(frame[key]):
+                frame[key] = printable(frame[key])
+    return stacks
+
+
+def _stacks_shape_error(stacks: Any) -> str | None:
+    """Why a stacks.json does not have the shape the readers index into, or None."""
+    if not isinstance(stacks, dict):
+        return "not an object"
+    frames, lists = stacks.get("frames"), stacks.get("stacks")
+    if not isinstance(frames, list) or not isinstance(lists, list):
+        return "no 'frames' and 'stacks' lists"
+    keys = ("function", "file", "line", "library")
+    if not all(isinstance(f, dict) and all(k in f for k in keys) for f in frames):
+        return "a frame without function, file, line and library"
+    n = len(frames)
+    if not all(isinstance(s, list) and all(isinstance(i, int) and 0 <= i < n for i in s) for s in lists):
+        return "a stack that is not a list of frame ids"
+    return None
 
 
 class RunData:
@@ -29,10 +69,14 @@ class RunData:
         self.notes: list[str] = []
         if not self.path.is_dir():
             raise RunDirError(f"{self.path}: no such run directory (pass a folder written by `cnnprof run`)")
-        self.record: RunRecord = read_record(self.path)
-        if self.record.status != "complete":
-            error = self.record.error
-            self.notes.append(f"run status is {self.record.status!r}" + (f": {error}" if error else ""))
+        record = read_record(self.path)
+        if recovery.is_abandoned(record):
+            record = recovery.recover(self.path, record)
+        self.record: RunRecord = record
+        if record.status != "complete":
+            self.notes.append(f"run status is {record.status!r}" + (f": {record.error}" if record.error else ""))
+        self.losses = losses(record)
+        self.notes += self.losses
 
     @cached_property
     def meta(self) -> dict[str, Any]:
@@ -51,8 +95,23 @@ class RunData:
             return pd.DataFrame()
 
     @cached_property
+    def _sample_stream(self) -> tuple[dict[str, list[int]], dict[str, Any]] | None:
+        return streams.read_sample_stream(self.path / streams.SAMPLES_STREAM, self.t0_perf_ns)
+
+    @property
+    def t0_perf_ns(self) -> int:
+        return self.record.t0_perf_ns
+
+    @cached_property
     def spans(self) -> pd.DataFrame:
-        return self._table(schema.SPANS, "phases")
+        columns = streams.read_span_stream(self.path / streams.SPANS_STREAM, self.t0_perf_ns)
+        if columns is None:
+            spans = self._table(schema.SPANS, "phases")
+        else:
+            spans = to_table(columns, schema.SPANS_SCHEMA).to_pandas()
+        if "caller" in spans:
+            spans["caller"] = [printable(c) if isinstance(c, str) else c for c in spans["caller"]]
+        return spans
 
     @cached_property
     def metrics(self) -> pd.DataFrame:
@@ -64,23 +123,48 @@ class RunData:
 
     @cached_property
     def telemetry(self) -> pd.DataFrame:
+        stream = self.path / streams.TELEMETRY_STREAM
+        if not (self.path / schema.TELEMETRY).exists() and stream.exists():
+            frame = streams.read_telemetry_stream(stream)
+            return frame.assign(t_ns=frame["t_ns"] - self.t0_perf_ns).sort_values("t_ns", kind="stable")
         return self._table(schema.TELEMETRY, "telemetry")
 
     @cached_property
     def samples(self) -> pd.DataFrame:
-        return self._table(schema.SAMPLES, "stack samples")
+        return self._stack_samples[0]
 
     @cached_property
     def stacks(self) -> dict[str, Any]:
         """{"frames": [{"function", "file", "line", "library"}], "stacks": [[frame id, ...], ...]}."""
+        return self._stack_samples[1]
+
+    @cached_property
+    def _stack_samples(self) -> tuple[pd.DataFrame, dict[str, Any]]:
+        """The samples and the stacks they index, checked together: both, or (noted) neither."""
+        if self._sample_stream is not None:
+            columns, stacks = self._sample_stream
+            return to_table(columns, schema.SAMPLES_SCHEMA).to_pandas(), _printable_frames(stacks)
+        none: tuple[pd.DataFrame, dict[str, Any]] = (pd.DataFrame(), {"frames": [], "stacks": []})
+        samples = self._table(schema.SAMPLES, "stack samples")
         path = self.path / schema.STACKS
         if not path.exists():
-            return {"frames": [], "stacks": []}
+            if not samples.empty:
+                self.notes.append(f"{schema.STACKS} is missing; stack samples left out")
+            return none
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            stacks = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             self.notes.append(f"{schema.STACKS} is unreadable ({exc}); stack samples left out")
-            return {"frames": [], "stacks": []}
+            return none
+        why = _stacks_shape_error(stacks)
+        if why is None and not samples.empty and "stack_id" in samples:
+            ids = samples["stack_id"]
+            if ids.isna().any() or ids.min() < 0 or ids.max() >= len(stacks["stacks"]):
+                why = f"{schema.SAMPLES} names stacks it does not have"
+        if why is not None:
+            self.notes.append(f"{schema.STACKS} has the wrong shape ({why}); stack samples left out")
+            return none
+        return samples, _printable_frames(stacks)
 
     @property
     def label(self) -> str:

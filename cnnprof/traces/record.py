@@ -98,6 +98,7 @@ class Telemetry:
     error: str | None = None
     rows: int = 0
     warnings: list[str] = field(default_factory=list)
+    last_s: dict[str, float] = field(default_factory=dict)  # each source's last reading, s after t0
 
 
 @dataclass
@@ -122,6 +123,10 @@ class RunRecord:
     telemetry: Telemetry = field(default_factory=Telemetry)
     profiler: dict[str, Any] = field(default_factory=dict)  # the stack profiler's section
     summary: dict[str, Any] = field(default_factory=dict)  # headline figures (session.summarize)
+    # What this run could not keep or show: a recovered kill, non-finite numbers written as null, a
+    # stream that could not be written (traces/losses.py adds what other sections say).
+    losses: list[str] = field(default_factory=list)
+    recovered: dict[str, Any] | None = None  # what traces/recovery.py kept of a killed run
     sections: dict[str, Any] = field(default_factory=dict)  # other observers' sections, unknown fields
 
     def set_section(self, name: str, data: dict[str, Any]) -> None:

@@ -22,7 +22,7 @@ PYISESSION = "profile.pyisession"
 PSTATS = "profile.pstats"
 REPORT = "report.html"
 
-STATUSES = ("running", "complete", "failed", "interrupted")
+STATUSES = ("running", "complete", "failed", "interrupted", "killed")
 
 SPANS_SCHEMA = pa.schema(
     [

@@ -1,9 +1,12 @@
 """Writes the files of a run directory. Every write is atomic (temp file + rename), so a reader
-never sees half a file, even when the run is killed while writing."""
+never sees half a file, even when the run is killed while writing. JSON is strict: a NaN or an
+infinity (a diverged loss, `--lr` gone wild) is written as null, never as a bare `NaN` token that
+other JSON readers refuse."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -18,20 +21,46 @@ def _replace_atomically(path: Path, write: Any) -> None:
     os.replace(tmp, path)
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    def write(tmp: Path) -> None:
-        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+def non_finite_paths(data: Any, where: str = "") -> list[str]:
+    """Where `data` holds a NaN or an infinity, as dotted paths ("summary.final_train_loss")."""
+    if isinstance(data, float):
+        return [] if math.isfinite(data) else [where or "(top level)"]
+    if isinstance(data, dict):
+        return [p for k, v in data.items() for p in non_finite_paths(v, f"{where}.{k}" if where else str(k))]
+    if isinstance(data, (list, tuple)):
+        return [p for i, v in enumerate(data) for p in non_finite_paths(v, f"{where}[{i}]")]
+    return []
 
-    _replace_atomically(path, write)
+
+def _finite(data: Any) -> Any:
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite(v) for v in data]
+    return data
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Strict JSON: non-finite numbers become null (find them first with `non_finite_paths`)."""
+    text = json.dumps(_finite(data), indent=2, default=str, allow_nan=False) + "\n"
+    _replace_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def write_table(path: Path, columns: dict[str, list[Any]], schema: pa.Schema) -> None:
     """Writes `columns` (name -> values) as Parquet. Columns not in `schema` are appended as float64."""
+    table = to_table(columns, schema)
+    _replace_atomically(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def to_table(columns: dict[str, list[Any]], schema: pa.Schema) -> pa.Table:
+    """`columns` as the Arrow table `write_table` writes (so a stream read in place of its table
+    gives the same pandas types)."""
     fields = list(schema)
     names = {f.name for f in fields}
     fields += [pa.field(name, pa.float64()) for name in columns if name not in names]
     full = pa.schema(fields)
     n = len(next(iter(columns.values()))) if columns else 0
     arrays = [pa.array(columns.get(f.name, [None] * n), type=f.type) for f in full]
-    table = pa.Table.from_arrays(arrays, schema=full)
-    _replace_atomically(path, lambda tmp: pq.write_table(table, tmp))
+    return pa.Table.from_arrays(arrays, schema=full)

@@ -22,6 +22,7 @@ from typing import Any
 
 import cnnprof
 
+from ...traces.streams import TELEMETRY_STREAM
 from .base import SourceConfig, SourceStatus, describe
 from .registry import SOURCE_NAMES, check_interval, parse_sources, probe_all
 from .stream import log_path, read_status, read_stream, status_path
@@ -29,7 +30,7 @@ from .stream import log_path, read_status, read_stream, status_path
 # pyarrow (~0.3 s, ~50 MB) stays out of the sampler process, which imports this package: the
 # run-directory schema and writer are imported inside the functions that merge.
 
-STREAM_NAME = "telemetry.stream.csv"
+STREAM_NAME = TELEMETRY_STREAM
 # The sampler probes before it writes its status: NVML init and powermetrics' first window take
 # a second or two; past this the run goes on and stop() reports whatever happened.
 STATUS_TIMEOUT_S = 15.0
@@ -47,6 +48,7 @@ class TelemetryResult:
     error: str | None = None  # why the sampler died, if it did
     rows: int = 0
     warnings: list[str] = field(default_factory=list)  # what the sampler logged (skipped documents, ...)
+    last_s: dict[str, float] = field(default_factory=dict)  # each source's last reading (a stall shows)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -141,7 +143,9 @@ def merge_stream(
         return TelemetryResult(sources, {}, "; ".join(filter(None, [error, merge_error])), 0, warnings)
     for path in (stream, status_path(stream)) + (() if error else (log_path(stream),)):
         path.unlink(missing_ok=True)
-    return TelemetryResult(sources, metrics, error, 0 if frame is None else len(frame), warnings)
+    last_ns = {} if frame is None else frame.groupby("source")["t_ns"].max().to_dict()
+    last_s = {source: (int(t) - t0_perf_ns) / 1e9 for source, t in last_ns.items()}
+    return TelemetryResult(sources, metrics, error, 0 if frame is None else len(frame), warnings, last_s)
 
 
 def start_sampler(run_dir: Path, sources: str, interval_ms: int, t0_perf_ns: int) -> SamplerHandle:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import collections
 import csv
 import logging
+import math
 import os
 import plistlib
 import re
@@ -145,17 +146,24 @@ class PowermetricsParser:
             data = plistlib.loads(_UNUSED_TABLES.sub(b"", doc))
             if not isinstance(data, dict):
                 raise ValueError(f"top level is a {type(data).__name__}, not a dict")
+            elapsed = data.get("elapsed_ns")
+            elapsed_ns = int(elapsed) if _is_number(elapsed) and elapsed > 0 else None
+            return PowermetricsSample(elapsed_ns, sample_values(data, elapsed_ns))
         except Exception as exc:  # expat, plistlib and value errors alike: skip, never stop
             self.unparsable += 1
             log.warning("skipped an unreadable powermetrics document (%s: %s)", type(exc).__name__, exc)
             return None
-        elapsed = data.get("elapsed_ns")
-        elapsed_ns = int(elapsed) if _is_number(elapsed) and elapsed > 0 else None
-        return PowermetricsSample(elapsed_ns, sample_values(data, elapsed_ns))
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite number that fits a float: plist `<real>inf</real>`, `nan` and an `<integer>`
+    past 1e308 are none (each is left out, like a missing key)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _num(d: Any, key: str) -> float | None:

@@ -1,25 +1,24 @@
 """The sampler's stream file: CSV `t_ns,source,metric,value` (absolute perf_counter_ns), appended
-as the run goes and flushed at least twice a second, plus its JSON status sidecar.
+as the run goes and flushed at least twice a second, plus its JSON status sidecar. Its reader,
+`read_stream`, is traces.streams' (with the run's other streams).
 
 The sampler process imports this module, so it must not import pandas or pyarrow at the top
-(together ~1.5 s and ~50 MB per sampler): `read_stream` imports pandas when called.
+(together ~1.5 s and ~50 MB per sampler).
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ...traces.streams import TELEMETRY_COLUMNS as COLUMNS
+from ...traces.streams import read_telemetry_stream as read_stream
 from .base import Reading
 
-if TYPE_CHECKING:
-    import pandas as pd
-
-COLUMNS = ("t_ns", "source", "metric", "value")
+__all__ = ["COLUMNS", "StreamWriter", "read_status", "read_stream", "write_status"]
 FLUSH_PERIOD_NS = 500_000_000
 
 
@@ -69,26 +68,3 @@ class StreamWriter:
 
     def close(self) -> None:
         self._file.close()
-
-
-def read_stream(path: Path | str) -> pd.DataFrame:
-    """A stream file as a DataFrame (t_ns int64, source, metric, value float64). Whatever follows
-    the last newline (a line cut by a kill) is dropped, and so is any malformed row (a missing
-    field, text where a number belongs)."""
-    import pandas as pd
-
-    data = Path(path).read_bytes()
-    body = io.BytesIO(data[: data.rfind(b"\n") + 1] or (",".join(COLUMNS) + "\n").encode())
-    options: dict[str, Any] = {"names": list(COLUMNS), "header": 0, "on_bad_lines": "skip"}
-    try:
-        # Typed parsing: 1 s per 3 M rows. Text that is no number makes it raise.
-        frame = pd.read_csv(body, dtype={"t_ns": "int64", "value": "float64"}, **options)
-    except ValueError:
-        # Parsing as text and converting with coercion survives anything, at ~15x the cost.
-        body.seek(0)
-        frame = pd.read_csv(body, dtype=str, keep_default_na=False, **options)
-        frame["t_ns"] = pd.to_numeric(frame["t_ns"], errors="coerce", dtype_backend="numpy_nullable")
-        frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
-    frame = frame.dropna()
-    frame = frame[(frame["source"] != "") & (frame["metric"] != "")]
-    return frame.astype({"t_ns": "int64", "source": object, "metric": object}).reset_index(drop=True)

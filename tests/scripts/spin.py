@@ -1,0 +1,4 @@
+"""Runs until stopped: Python work only."""
+
+while True:
+    sum(i * i for i in range(1000))
