@@ -36,12 +36,13 @@ def process_alive(pid: int) -> bool:
 
 def is_abandoned(record: RunRecord) -> bool:
     """A `running` run whose process is gone. A run from another host (a copied directory) cannot
-    be going on here; on this host its pid says."""
-    if record.status != "running":
+    be going on here; on this host its pid says (a record without one, written by hand or by a
+    test, is left as it is)."""
+    if record.status != "running" or record.pid is None:  # no pid: nothing says it died
         return False
     if record.host.hostname and record.host.hostname != platform.node():
         return True
-    return not (record.pid is not None and process_alive(record.pid))
+    return not process_alive(record.pid)
 
 
 def recover(run_dir: Path, record: RunRecord) -> RunRecord:
