@@ -244,3 +244,15 @@ def test_held_output_gives_whole_lines_and_hands_rich_the_real_file() -> None:
     console = Console(file=held)
     console.print("to the real file")  # rich unwraps it: never back into the held buffer
     assert real.getvalue() == "to the real file\n" and held.take(everything=True) == ""
+
+
+def test_live_without_a_terminal_is_the_usual_line_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from cnnprof.cli import main
+
+    script = tmp_path / "steps.py"
+    script.write_text("import cnnprof\nfor _ in range(3):\n    cnnprof.step()\nprint('script done')\n")
+    argv = ["profile", "--live", "--telemetry", "none", "--profiler", "none", "--no-report", "--out", str(tmp_path)]
+    assert main([*argv, "--", str(script)]) == 0
+    out, err = capsys.readouterr()
+    assert "script done" in out and "cnnprof: profiling" in err
+    assert "cnnprof live" not in out + err and "\x1b[" not in out + err  # no panel, no cursor moves
