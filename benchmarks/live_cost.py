@@ -80,7 +80,7 @@ def redraw_cost(ticks: int = 40, spans_per_tick: int = 2000) -> float:
     from rich.console import Console
 
     from cnnprof.live.panel import render
-    from cnnprof.live.state import STREAM_NAME, LiveReader
+    from cnnprof.live.state import TELEMETRY_STREAM, LiveReader
 
     rows: list[tuple] = []
     clock = [time.perf_counter_ns()]
@@ -88,7 +88,7 @@ def redraw_cost(ticks: int = 40, spans_per_tick: int = 2000) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp)
         (run_dir / "run.json").write_text(f'{{"status": "running", "t0_perf_ns": {clock[0]}, "kind": "train"}}')
-        stream = (run_dir / STREAM_NAME).open("w")
+        stream = (run_dir / TELEMETRY_STREAM).open("w")
         stream.write("t_ns,source,metric,value\n")
         reader = LiveReader(run_dir, span_rows=lambda: rows, clock=lambda: clock[0])
         console = Console(file=io.StringIO(), force_terminal=True, width=COLUMNS, color_system="truecolor")

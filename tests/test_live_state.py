@@ -12,7 +12,7 @@ from rich.console import Console
 from cnnprof.errors import UserError
 from cnnprof.live import verdict
 from cnnprof.live.panel import render
-from cnnprof.live.state import SPANS_STREAM, STREAM_NAME, LiveReader, StepTracker
+from cnnprof.live.state import SPANS_STREAM, TELEMETRY_STREAM, LiveReader, StepTracker
 from cnnprof.live.view import status_line, watch
 from cnnprof.reports.diagnosis import device_idle, input, sync
 from cnnprof.reports.diagnosis import verdict as diagnosis_verdict
@@ -97,7 +97,7 @@ def test_marks_make_steps_and_outrank_optimizer_hooks() -> None:
 
 def test_telemetry_tail_reads_only_whole_new_lines(tmp_path: Path) -> None:
     run_dir = _run_dir(tmp_path)
-    stream = run_dir / STREAM_NAME
+    stream = run_dir / TELEMETRY_STREAM
     stream.write_text("t_ns,source,metric,value\n1,nvml,gpu_util_pct,40.0\n2,nvml,sm_clock_mhz,1980.0\n3,nvml,gpu_")
     reader = LiveReader(run_dir, clock=lambda: T0)
     st = reader.tick()
@@ -138,7 +138,7 @@ def test_verdict_follows_the_diagnosis_order(
     rows = _step(T0, parts, device) + _step(T0 + 100 * MS, parts, device)
     run_dir = _run_dir(tmp_path)
     telemetry = f"1,nvml,gpu_util_pct,{gpu_util}\n" if gpu_util is not None else ""
-    (run_dir / STREAM_NAME).write_text("t_ns,source,metric,value\n" + telemetry)
+    (run_dir / TELEMETRY_STREAM).write_text("t_ns,source,metric,value\n" + telemetry)
     state = LiveReader(run_dir, span_rows=lambda: rows, clock=lambda: T0 + 300 * MS).tick()
     assert verdict.live_verdict(state).label == label
 
@@ -167,7 +167,7 @@ def test_panel_shows_gpu_apple_cpu_power_memory_steps_and_verdict(tmp_path: Path
         "procfs,proc_rss_mb,2048",
         "procfs,proc_cpu_pct,95",
     ]
-    (run_dir / STREAM_NAME).write_text("t_ns,source,metric,value\n" + "".join(f"1,{x}\n" for x in lines))
+    (run_dir / TELEMETRY_STREAM).write_text("t_ns,source,metric,value\n" + "".join(f"1,{x}\n" for x in lines))
     rows = _step(T0, {"data": 1, "forward": 8, "backward": 8, "optimizer": 1}) * 1
     text = _panel_text(LiveReader(run_dir, span_rows=lambda: rows, clock=lambda: T0 + 50 * MS).tick())
     for expected in (
@@ -223,6 +223,13 @@ def test_without_the_recorder_steps_come_from_the_span_stream(tmp_path: Path) ->
         f.write(json.dumps({"spans": flush[3:]})[20:] + "\nnot json\n")
     st = reader.tick()
     assert st.steps == 2 and st.last_step is not None and st.last_step.split["data"] == pytest.approx(0.002)
+
+
+def test_the_run_json_name_is_the_schemas() -> None:
+    from cnnprof.live import state
+    from cnnprof.traces import schema
+
+    assert state.RUN_JSON == schema.RUN_JSON
 
 
 def test_held_output_gives_whole_lines_and_hands_rich_the_real_file() -> None:

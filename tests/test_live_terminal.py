@@ -155,7 +155,11 @@ def test_watch_follows_a_run_started_elsewhere_until_it_ends(pane: Pane, tmp_pat
         (run_dir,) = [p.parent for p in runs.glob("*/run.json")]
         watch = [sys.executable, "-m", "cnnprof.cli", "watch", str(run_dir)]
         pane.type(f"PYTHONPATH={shlex.quote(str(ROOT))} " + shlex.join(watch) + "; echo EXIT=$?")
-        pane.wait_for(lambda t: "cnnprof live · live_loop.py" in t and "CPU" in t, "the panel of the other run")
+        # Telemetry and, from the run's span stream, its steps.
+        pane.wait_for(
+            lambda t: "cnnprof live · live_loop.py" in t and "CPU" in t and (_steps(t) or 0) > 0,
+            "the panel of the other run with its steps",
+        )
         (tmp_path / "stop").touch()
         assert run.wait(timeout=DEADLINE_S) == 0
     finally:

@@ -17,10 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# The stream files (traces/streams.py); named here so that this module imports nothing heavy.
-STREAM_NAME = "telemetry.stream.csv"
-SPANS_STREAM = "spans.stream.jsonl"
-RUN_JSON = "run.json"
+from ..traces.streams import SPANS_STREAM, TELEMETRY_STREAM
+
+RUN_JSON = "run.json"  # traces.schema's name; that module would import pyarrow
 
 # Rates (steps/s, syncs/s) are over the last RATE_WINDOW_S of the run's clock: long enough to
 # smooth a loop's jitter, short enough to follow a change of phase.
@@ -258,7 +257,7 @@ class LiveReader:
         clock: Callable[[], int] = time.perf_counter_ns,
     ) -> None:
         self.state = LiveState(run_dir)
-        self._tail = TelemetryTail(run_dir / STREAM_NAME)
+        self._tail = TelemetryTail(run_dir / TELEMETRY_STREAM)
         self._span_rows = span_rows or SpanTail(run_dir / SPANS_STREAM).read
         self._seen_rows = 0
         self._steps = StepTracker()
