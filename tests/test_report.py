@@ -20,8 +20,13 @@ from cnnprof.reports import html as report_html
 from cnnprof.reports import timeline as tl
 from cnnprof.reports.findings import CallSite, Diagnosis, Finding, Verdict
 from cnnprof.reports.html import build_report
+from cnnprof.reports.timeline import energy_data, packing
+from cnnprof.reports.timeline import lane as tl_lane
+from cnnprof.reports.timeline import spans as tl_spans
+from cnnprof.reports.timeline import stacks as tl_stacks
+from cnnprof.reports.timeline.lanes import cores, phases
 from cnnprof.traces import schema
-from cnnprof.traces.energy import power_series, series_energy
+from cnnprof.traces.energy import cumulative_energy, power_series, series_energy
 from cnnprof.traces.flame import call_tree, function_matrix, merge_samples, sample_intervals, stack_matrix
 from cnnprof.traces.reader import RunData, RunDirError
 from cnnprof.traces.record import Script
@@ -320,17 +325,17 @@ def test_unwritable_output_is_one_clear_error(run_dir: Path, tmp_path: Path):
 # -- long runs: what is drawn is capped, aggregates are not ------------------------------------
 def test_caps_hold_and_aggregates_stay_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     run_path = make_run(tmp_path / "run", epochs=3, batches=20, single=200, interval_ms=20)
-    for name, value in (
-        ("MAX_POINTS", 40),
-        ("MAX_INNER_SPANS", 50),
-        ("MAX_SYNC_MARKS", 10),
-        ("FLAME_EMBED", 200),
-        ("SAMPLE_ROWS", 300),
-        ("RAW_SPANS", 100),
-        ("POWER_POINTS", 30),
-        ("HEATMAP_COLUMNS", 25),
+    for module, name, value in (
+        (tl_lane, "MAX_POINTS", 40),
+        (tl_spans, "MAX_INNER_SPANS", 50),
+        (phases, "MAX_SYNC_MARKS", 10),
+        (tl_stacks, "FLAME_EMBED", 200),
+        (tl_stacks, "SAMPLE_ROWS", 300),
+        (tl_spans, "RAW_SPANS", 100),
+        (energy_data, "POWER_POINTS", 30),
+        (cores, "HEATMAP_COLUMNS", 25),
     ):
-        monkeypatch.setattr(tl, name, value)
+        monkeypatch.setattr(module, name, value)
     run = RunData(run_path)
     timeline = tl.build_timeline(run)
     traces = timeline.figure["data"]
@@ -369,7 +374,7 @@ def test_caps_hold_and_aggregates_stay_exact(tmp_path: Path, monkeypatch: pytest
 def test_minmax_downsampling_keeps_extremes(values: list[float], max_points: int):
     v = np.asarray(values)
     t = np.arange(len(v)) * 10
-    idx = tl.minmax_indices(t, v, max_points)
+    idx = packing.minmax_indices(t, v, max_points)
     assert len(idx) <= max(max_points, len(v) if len(v) <= max_points else max_points)
     assert np.all(np.diff(idx) > 0)
     assert v[idx].max() == v.max() and v[idx].min() == v.min()
@@ -463,7 +468,7 @@ def test_function_level_frames():
 def test_coverage_matches_brute_force(spans: list[tuple[int, int]], xs: list[int]):
     s = np.array([a for a, _ in spans], dtype=float)
     e = s + np.array([d for _, d in spans], dtype=float)
-    covered, started = tl.coverage(s, e, np.array(xs, dtype=float))
+    covered, started = packing.coverage(s, e, np.array(xs, dtype=float))
     for x, c, n in zip(xs, covered, started):
         assert c == pytest.approx(sum(max(0.0, min(b, x) - a) for a, b in zip(s, e)))
         assert n == sum(1 for a in s if a < x)
@@ -475,15 +480,15 @@ def test_cumulative_energy_matches_energy_py(tmp_path: Path):
     for key, s in power_series(run.telemetry).items():
         for _ in range(10):
             a, b = sorted(rng.uniform(-1e8, run.duration_ns + 1e8, 2))
-            cum = tl.cumulative_energy(s, np.array([a, b]))
+            cum = cumulative_energy(s, np.array([a, b]))
             assert cum[1] - cum[0] == pytest.approx(series_energy(s, a, b), rel=1e-6, abs=1e-9), key
 
 
 def test_pack_round_trip_and_range():
     x = np.array([0, 5, 5, 70000, 4_000_000_000])
-    assert _unpack(tl.pack(x, "u4", delta=True)).tolist() == x.tolist()
+    assert _unpack(packing.pack(x, "u4", delta=True)).tolist() == x.tolist()
     with pytest.raises(ValueError):
-        tl.pack(np.array([70000]), "u2")
+        packing.pack(np.array([70000]), "u2")
 
 
 # -- comparison ---------------------------------------------------------------------------------

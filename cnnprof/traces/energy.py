@@ -78,6 +78,29 @@ def series_energy(series: PowerSeries, start_ns: int, end_ns: int) -> float:
     return float(np.sum((watts[1:] + watts[:-1]) * np.diff(times)) / 2 / 1e9)
 
 
+def cumulative_energy(s: PowerSeries, x: np.ndarray) -> np.ndarray:
+    """Joules of a power series from its start up to each x (the rules above, vectorised)."""
+    t = s.t_ns.astype(np.float64)
+    w = s.watts
+    if s.window_ns is not None:
+        lo = t - s.window_ns
+        per = w * np.maximum(t - lo, 0)
+        cum = np.r_[0.0, np.cumsum(per)]
+        # Rows are sorted and windows do not overlap: rows ending before x count whole, the row
+        # whose window holds x counts in part.
+        j = np.searchsorted(t, x, side="left")  # first row ending at or after x
+        jj = np.minimum(j, len(t) - 1)
+        part = np.where(j < len(t), w[jj] * np.clip(x - lo[jj], 0, None), 0.0)
+        part = np.minimum(part, np.where(j < len(t), per[jj], 0.0))
+        return (cum[j] + part) / 1e9
+    seg = (w[1:] + w[:-1]) / 2 * np.diff(t)
+    cum = np.r_[0.0, np.cumsum(seg)]
+    xc = np.clip(x, t[0], t[-1])
+    i = np.clip(np.searchsorted(t, xc, side="right") - 1, 0, len(t) - 1)
+    wx = np.interp(xc, t, w)
+    return (cum[i] + (w[i] + wx) / 2 * (xc - t[i])) / 1e9
+
+
 def energy_by_source(telemetry: pd.DataFrame, start_ns: int, end_ns: int) -> dict[str, float]:
     """Joules per power series over [start_ns, end_ns] (times relative to the run's t0, as in
     telemetry.parquet and spans.parquet). For many windows over one run (per epoch), build

@@ -1,0 +1,129 @@
+"""The stack samples for the page: functions and their colour categories, the call tree, the
+(time slice, node, weight) rows a range's call tree is summed from, and the merged flame bars."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ...traces.flame import FlameBars, call_tree, function_matrix, merge_samples, sample_intervals
+from ...traces.reader import RunData
+from .packing import index_kind, pack
+from .style import CATEGORY_COLORS, PALETTE
+
+FLAME_EMBED = 100_000  # merged flame bars embedded; the page draws at most FLAME_DRAW at a time
+FLAME_DRAW = 3000
+FLAME_MAX_DEPTH = 64
+SAMPLE_ROWS = 300_000  # (time bucket, node, weight) rows for the range call tree
+
+
+@dataclass
+class StackData:
+    payload: dict[str, Any]  # for the page's script
+    depth: int  # of the deepest drawn flame bar, + 1
+
+
+def category(file: str, library: bool) -> str:
+    if file.startswith("<"):
+        return "built-in"
+    for pkg in ("torch", "mlx", "numpy"):
+        if f"/{pkg}/" in file or file.startswith(f"{pkg}/"):
+            return pkg
+    if "site-packages" in file or "dist-packages" in file:
+        return "other libraries"
+    if "cnnprof/" in file and library:
+        return "cnnprof"
+    return "python stdlib" if library else "your code"
+
+
+def stack_data(run: RunData, t_end: float, notes: list[str]) -> StackData | None:
+    stacks = run.stacks
+    samples = run.samples
+    if samples.empty or not stacks.get("stacks"):
+        return None
+    matrix, funcs = function_matrix(stacks)
+    intervals = sample_intervals(samples, matrix.shape[0])
+    if len(intervals) == 0:
+        return None
+    bars = merge_samples(intervals, matrix)
+    tree = call_tree(matrix)
+
+    cats = [category(f, lib) for f, lib in zip(funcs.file, funcs.library)]
+    cat_names = sorted(set(cats), key=lambda c: list(CATEGORY_COLORS).index(c) if c in CATEGORY_COLORS else 99)
+    cat_index = {c: i for i, c in enumerate(cat_names)}
+
+    flame = _flame_payload(bars, notes)
+    depth = int(min(FLAME_MAX_DEPTH, (bars.depth.max() + 1) if len(bars) else 1))
+
+    # Call tree rows: (time bucket, node, weight), as fine in time as SAMPLE_ROWS allows.
+    node = tree.leaf[intervals.stack]
+    ok = node >= 0
+    start, weight, node = intervals.start_ns[ok], intervals.weight_ns[ok], node[ok]
+    span = max(t_end * 1e9, float(intervals.end_ns.max()), 1.0)
+    n_nodes = max(len(tree.parent), 1)
+    rows = None
+    for buckets in (40000, 20000, 10000, 5000, 2500, 1200, 600, 300, 150, 60, 20, 1):
+        b = np.minimum((start / span * buckets).astype(np.int64), buckets - 1)
+        key = b * n_nodes + node
+        uniq, inverse = np.unique(key, return_inverse=True)
+        if len(uniq) <= SAMPLE_ROWS or buckets == 1:
+            w = np.bincount(inverse, weights=weight)
+            rows = (uniq // n_nodes, uniq % n_nodes, w, buckets)
+            break
+    assert rows is not None
+    ub, un, uw, buckets = rows
+    bucket_ns = span / buckets
+    if buckets < 40000:
+        notes.append(
+            f"selection call tree: samples aggregated per {bucket_ns / 1e6:,.1f} ms slice "
+            f"({len(intervals):,} samples, {len(un):,} rows); a range's edges are prorated"
+        )
+    payload = {
+        "funcs": {
+            "name": funcs.function,
+            "where": [funcs.where(i) for i in range(len(funcs))],
+            "cat": [cat_index[c] for c in cats],
+        },
+        "cats": [[c, CATEGORY_COLORS.get(c, PALETTE[i % len(PALETTE)])] for i, c in enumerate(cat_names)],
+        "tree": {
+            "parent": pack(tree.parent, "i4"),
+            "func": pack(tree.frame, index_kind(len(funcs))),
+            "first": pack(tree.first, "u1"),
+        },
+        "rows": {
+            "bucket_us": bucket_ns / 1e3,
+            "count": pack(np.bincount(ub, minlength=buckets), "u4"),
+            "n": pack(un, index_kind(n_nodes)),
+            "w": pack(np.round(uw / 1e3), "u4"),
+        },
+        "flame": flame,
+        "sampled_us": int(weight.sum() // 1000),
+        "n_samples": len(intervals),
+    }
+    return StackData(payload, depth)
+
+
+def _flame_payload(bars: FlameBars, notes: list[str]) -> dict[str, Any]:
+    keep = bars.depth < FLAME_MAX_DEPTH
+    dur = (bars.end_ns - bars.start_ns)[keep]
+    idx = np.flatnonzero(keep)
+    if len(idx) > FLAME_EMBED:
+        top = np.argpartition(-dur, FLAME_EMBED - 1)[:FLAME_EMBED]
+        threshold = dur[top].min()
+        notes.append(
+            f"flame chart: the {FLAME_EMBED:,} longest of {len(idx):,} merged bars are kept (≥ "
+            f"{threshold / 1e6:,.2f} ms); the call tree of a selection uses every sample"
+        )
+        idx = np.sort(idx[top])
+    s = bars.start_ns[idx] // 1000
+    d = np.maximum((bars.end_ns[idx] - bars.start_ns[idx]) // 1000, 1)
+    n_funcs = int(bars.frame.max()) + 1 if len(bars) else 1
+    return {
+        "s": pack(s, "u4", delta=True),
+        "d": pack(d, "u4"),
+        "z": pack(bars.depth[idx], "u1"),
+        "f": pack(bars.frame[idx], index_kind(n_funcs)),
+        "draw": FLAME_DRAW,
+    }
