@@ -233,3 +233,75 @@ def test_partial_run_in_chromium(browser: Any, tmp_path: Path):
     assert "No stack samples in this run" in page.page.locator("#sel-tree").inner_text()
     assert "No power readings" in page.page.locator("#sel-energy").inner_text()
     page.page.close()
+
+
+WINDOW_1280 = {"width": 1280, "height": 900}
+
+
+def _assert_fits(page: Page) -> None:
+    """No horizontal scroll: not the page, not a table's scroll box."""
+    page.page.set_viewport_size(WINDOW_1280)
+    page.page.wait_for_timeout(300)  # plotly redraws on resize
+    width = page.js("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    assert width[0] <= width[1] == 1280, width
+    boxes = page.js("Array.from(document.querySelectorAll('.scroll')).map(e => [e.scrollWidth, e.clientWidth])")
+    assert all(sw <= cw for sw, cw in boxes), boxes
+
+
+def _cards(page: Page) -> dict[str, str]:
+    titles = page.js("Array.from(document.querySelectorAll('.card')).map(c => c.innerText)")
+    return {t.split("\n")[0].strip().lower(): t for t in titles}
+
+
+def test_reports_fit_a_1280_px_window(browser: Any, run_dir: Path, tmp_path: Path):
+    from cnnprof.traces.record import Script
+
+    long_path = "/home/someone/projects/a_rather_long_directory_name_for_a_project/train_my_model.py"
+    script = make_run(
+        tmp_path / "script",
+        epochs=1,
+        backend="torch_cuda",
+        script=Script(path=long_path, argv=["--lr", "0.1", "--data", "/data/" + "x" * 80]),
+    )
+    cpu = make_run(tmp_path / "cpu", epochs=3, backend="torch_cpu", seed=3, telemetry=("procfs",), samples=False)
+
+    page = Page(browser, build_report([run_dir], tmp_path / "run.html"))
+    _assert_fits(page)
+    page.page.close()
+
+    page = Page(browser, build_report([script], tmp_path / "script.html"))
+    _assert_fits(page)
+    cards = _cards(page)
+    assert "train_my_model.py" in cards["script"] and "--lr 0.1" in cards["script"]
+    assert "torch_cuda" in cards["backend"] and "detected from the script" in cards["backend"]
+    assert "Apple M2 GPU" in cards["device"]
+    assert "epochs" not in cards
+    page.assert_clean()
+    page.page.close()
+
+    page = Page(browser, build_report([run_dir, cpu, script], tmp_path / "compare.html"))
+    _assert_fits(page)
+    page.assert_clean()
+    page.page.close()
+
+
+def test_the_range_panel_counts_every_span(browser: Any, tmp_path: Path):
+    import pandas as pd
+
+    run = make_run(tmp_path / "run", epochs=2, batches=12, sync_share=0.3, telemetry=(), samples=False)
+    spans = pd.read_parquet(run / "spans.parquet")
+    sync = spans["kind"] == "sync"
+    short = sync & (spans.index % 2 == 0)
+    spans.loc[short, "end_ns"] = spans.loc[short, "start_ns"] + 400  # 0.4 µs: below the page's resolution
+    spans.to_parquet(run / "spans.parquet")
+    expected = spans[sync].groupby("name").size()
+    assert short.sum() > 5
+    page = Page(browser, build_report([run], tmp_path / "r.html"))
+    t_end = page.js("window.cnnprof.data.timeline.t_end_s")
+    page.js("([a, b]) => Plotly.relayout(document.getElementById('timeline'), {'xaxis.range': [a, b]})", [0, t_end])
+    _wait_range(page, 0, t_end)
+    text = page.page.locator("#sel-phases").inner_text()
+    for name, n in expected.items():
+        assert f"sync: {name}\t{n:,} spans started in range" in text, text
+    page.assert_clean()
+    page.page.close()

@@ -6,6 +6,8 @@ import pstats
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..traces.flame import is_own_frame
+
 
 @dataclass(frozen=True)
 class HotFunction:
@@ -34,12 +36,22 @@ class HotFunction:
         return self.file if self.file == "~" else f"{self.file}:{self.line}"
 
 
-def hot_functions(path: Path, limit: int = 60) -> tuple[list[HotFunction], float]:
-    """The `limit` functions with the most cumulative time, and the profile's total time.
-    Raises OSError / ValueError / EOFError / TypeError for an unreadable file."""
+@dataclass(frozen=True)
+class HotTable:
+    rows: list[HotFunction]  # the `limit` functions with the most cumulative time
+    total_s: float  # the profile's total time
+    own_left_out: int  # cnnprof's own functions (traces/flame.py's is_own_frame) not listed
+
+
+def hot_functions(path: Path, limit: int = 60) -> HotTable:
+    """Raises OSError / ValueError / EOFError / TypeError for an unreadable file."""
     stats = pstats.Stats(str(path))
-    rows = []
+    rows, own = [], 0
     for (file, line, function), (cc, nc, tt, ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
-        rows.append(HotFunction(int(nc), int(cc), float(tt), float(ct), str(function), str(file), int(line)))
+        file = str(file)
+        if is_own_frame(file, library="/lib/python" in file):
+            own += 1
+            continue
+        rows.append(HotFunction(int(nc), int(cc), float(tt), float(ct), str(function), file, int(line)))
     rows.sort(key=lambda r: (-r.cumtime, -r.tottime))
-    return rows[:limit], float(stats.total_tt)  # type: ignore[attr-defined]
+    return HotTable(rows[:limit], float(stats.total_tt), own)  # type: ignore[attr-defined]

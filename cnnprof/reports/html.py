@@ -127,14 +127,17 @@ def findings_html(findings: list[Finding], why_none: str | None, compact: bool =
         evidence = "".join(f"<li>{esc(e)}</li>" for e in f.evidence)
         sites = ""
         if f.call_sites and not compact:
+            # A site counts calls (sync hooks) or stack samples: its `unit` says which.
+            units = [c.unit for c in f.call_sites]
+            one_unit = len(set(units)) == 1
             rows = "".join(
-                f"<tr><td class='mono'>{esc(c.file)}:{esc(c.line)}</td><td class='num'>{c.count:,} {esc(c.unit)}</td>"
-                f"<td class='num'>{c.seconds:,.3f}</td></tr>"
-                for c in f.call_sites
+                f"<tr><td class='mono'>{esc(c.file)}:{esc(c.line)}</td><td class='num'>{c.count:,}"
+                f"{'' if one_unit else ' ' + esc(unit)}</td><td class='num'>{c.seconds:,.3f}</td></tr>"
+                for c, unit in zip(f.call_sites, units)
             )
             sites = (
-                f"<table class='sites'><thead><tr><th>call site</th><th>count</th><th>seconds</th></tr>"
-                f"</thead><tbody>{rows}</tbody></table>"
+                f"<table class='sites'><thead><tr><th>call site</th><th>{esc(units[0]) if one_unit else 'count'}"
+                f"</th><th>seconds</th></tr></thead><tbody>{rows}</tbody></table>"
             )
         body = (
             (f"<ul class='evidence'>{evidence}</ul>" if evidence else "")
@@ -526,11 +529,11 @@ def hot_section(run: RunData, notes: list[str]) -> str:
     from .hot import hot_functions
 
     try:
-        rows, total = hot_functions(path)
+        hot = hot_functions(path)
     except Exception as exc:  # corrupt or truncated file
         notes.append(f"{schema.PSTATS} is unreadable ({type(exc).__name__}: {exc}); hot-function table left out")
         return f"<p class='muted'>{esc(schema.PSTATS)} is unreadable; see the notes.</p>"
-    headers = ["ncalls", "tottime", "percall", "cumtime", "percall", "filename:lineno(function)"]
+    headers = ["ncalls", "tottime (s)", "percall (s)", "cumtime (s)", "percall (s)", "filename:lineno(function)"]
     body = [
         [
             (esc(r.ncalls_text), r.ncalls),
@@ -540,11 +543,12 @@ def hot_section(run: RunData, notes: list[str]) -> str:
             (fmt(r.percall_cum, ",.6f"), r.percall_cum),
             (f"<span class='mono'>{esc(r.where)}</span>(<b>{esc(r.function)}</b>)", r.function),
         ]
-        for r in rows
+        for r in hot.rows
     ]
+    own = f" cnnprof's own {hot.own_left_out:,} functions are left out." if hot.own_left_out else ""
     return (
-        f"<p class='muted'>cProfile, sorted by cumulative time; {len(rows)} functions with the most; "
-        f"total {total:,.2f} s profiled. Click a column to sort.</p>" + table(headers, body, "hot")
+        f"<p class='muted'>cProfile, sorted by cumulative time; {len(hot.rows)} functions with the most; "
+        f"total {hot.total_s:,.2f} s profiled.{own} Click a column to sort.</p>" + table(headers, body, "hot")
     )
 
 

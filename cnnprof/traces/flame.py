@@ -174,15 +174,6 @@ def call_tree(matrix: np.ndarray) -> CallTree:
     )
 
 
-def frame_label(frame: dict[str, Any]) -> tuple[str, str]:
-    """(function, "file:line") of a stacks.json frame, whatever fields it lacks."""
-    function = str(frame.get("function") or "?")
-    file = str(frame.get("file") or "")
-    line = frame.get("line")
-    where = f"{file}:{line}" if file and line not in (None, "") else file
-    return function, where
-
-
 @dataclass(frozen=True)
 class Functions:
     """stacks.json's frames are lines of functions; these are the functions themselves, keyed by
@@ -223,12 +214,52 @@ def functions(frames: list[dict[str, Any]]) -> Functions:
     return out
 
 
-def function_matrix(stacks_json: dict[str, Any]) -> tuple[np.ndarray, Functions]:
-    """(stack matrix of function ids, the functions) from a stacks.json dict."""
+def function_matrix(stacks_json: dict[str, Any], fold_own: bool = False) -> tuple[np.ndarray, Functions]:
+    """(stack matrix of function ids, the functions) from a stacks.json dict. With `fold_own`,
+    cnnprof's own frames are taken out of every stack (`is_own_frame`), the frames below them
+    move up; a stack of nothing else becomes the one function `OWN_FUNCTION`."""
     frames = stacks_json.get("frames") or []
     stacks = stacks_json.get("stacks") or []
     funcs = functions(frames if isinstance(frames, list) else [])
     matrix = stack_matrix([s if isinstance(s, list) else [] for s in stacks], len(funcs.of_frame))
     if funcs.of_frame.size:
         matrix = np.where(matrix >= 0, funcs.of_frame[np.maximum(matrix, 0)], -1).astype(np.int32)
+    if fold_own:
+        matrix = _fold(matrix, funcs)
     return matrix, funcs
+
+
+# The machinery that observes a run, never the user's work: the profiler package (the sync hooks'
+# `hooked` wrapper, the sampler's `on_sigalrm`), the CLI that starts it, and runpy, which runs a
+# profiled script. cnnprof's training loops (models/, train.py) are the work and stay.
+OWN_DIRS = ("cnnprof/profiler/",)
+OWN_FILES = ("cnnprof/cli.py", "cnnprof/__main__.py")
+OWN_FUNCTION = "[cnnprof itself]"
+
+
+def is_own_frame(file: str, library: bool) -> bool:
+    path = file.replace("\\", "/")
+    if any(path.startswith(d) or f"/{d}" in path for d in OWN_DIRS):
+        return True
+    if any(path == f or path.endswith(f"/{f}") for f in OWN_FILES):
+        return True
+    return library and (path.endswith("/runpy.py") or path == "runpy.py")
+
+
+def _fold(matrix: np.ndarray, funcs: Functions) -> np.ndarray:
+    own = np.array([is_own_frame(f, lib) for f, lib in zip(funcs.file, funcs.library)], dtype=bool)
+    if not own.any() or matrix.size == 0:
+        return matrix
+    keep = (matrix >= 0) & ~own[np.maximum(matrix, 0)]
+    # Left-align each row's kept frames (a stable sort puts kept ones first, in order).
+    order = np.argsort(~keep, axis=1, kind="stable")
+    folded = np.where(np.take_along_axis(keep, order, axis=1), np.take_along_axis(matrix, order, axis=1), -1)
+    emptied = ~keep.any(axis=1) & (matrix[:, 0] >= 0)
+    if emptied.any():
+        funcs.function.append(OWN_FUNCTION)
+        funcs.file.append("")
+        funcs.first_line.append(0)
+        funcs.library.append(True)
+        folded[emptied, 0] = len(funcs.function) - 1
+    width = max(int((folded >= 0).sum(axis=1).max()), 1)
+    return np.ascontiguousarray(folded[:, :width]).astype(np.int32)

@@ -339,15 +339,19 @@
       Object.keys(labels).forEach(function (lab) {
         var L = labels[lab], us = 0, count = 0;
         if (L.s) {
+          // Every span counts, a sub-microsecond one (duration 0 here) included.
           for (var i = lowerBound(L.s, a - L.maxd); i < L.s.length && L.s[i] <= b; i++) {
             var ov = Math.min(L.s[i] + L.d[i], b) - Math.max(L.s[i], a);
-            if (ov > 0) { us += ov; if (L.s[i] >= a) count += 1; }
+            if (ov > 0) us += ov;
+            if (L.s[i] >= a) count += 1;
           }
         } else if (edges) {
           us = interp(edges, L.c, b) - interp(edges, L.c, a);
           count = Math.round(interp(edges, L.n, b) - interp(edges, L.n, a));
         }
-        if (us > 0) rows.push([lab.replace(':', ': '), count.toLocaleString() + ' started in range', ms(us), pct(us / width)]);
+        if (us > 0 || count > 0) {
+          rows.push([lab.replace(':', ': '), count.toLocaleString() + ' spans started in range', ms(us), pct(us / width)]);
+        }
       });
       if (!rows.length) { box.appendChild(el('p', 'muted', 'No recorded phase in this range.')); return; }
       box.appendChild(table(['phase', 'which', 'time in range', 'share'], rows, [false, false, true, true]));

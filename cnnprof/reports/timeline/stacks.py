@@ -8,7 +8,15 @@ from typing import Any
 
 import numpy as np
 
-from ...traces.flame import FlameBars, call_tree, function_matrix, merge_samples, sample_intervals
+from ...traces.flame import (
+    OWN_FUNCTION,
+    FlameBars,
+    call_tree,
+    function_matrix,
+    is_own_frame,
+    merge_samples,
+    sample_intervals,
+)
 from ...traces.reader import RunData
 from .packing import index_kind, pack
 from .style import CATEGORY_COLORS, PALETTE
@@ -43,14 +51,23 @@ def stack_data(run: RunData, t_end: float, notes: list[str]) -> StackData | None
     samples = run.samples
     if samples.empty or not stacks.get("stacks"):
         return None
-    matrix, funcs = function_matrix(stacks)
+    matrix, funcs = function_matrix(stacks, fold_own=True)
+    own = {f for f, lib in zip(funcs.file, funcs.library) if is_own_frame(f, lib)}
+    if own:
+        notes.append(
+            "flame chart and call trees: cnnprof's own frames (" + ", ".join(sorted(own)[:4])
+            + (", ..." if len(own) > 4 else "") + ") are folded away; stacks.json keeps them"
+        )
     intervals = sample_intervals(samples, matrix.shape[0])
     if len(intervals) == 0:
         return None
     bars = merge_samples(intervals, matrix)
     tree = call_tree(matrix)
 
-    cats = [category(f, lib) for f, lib in zip(funcs.file, funcs.library)]
+    cats = [
+        "cnnprof" if fn == OWN_FUNCTION else category(f, lib)
+        for fn, f, lib in zip(funcs.function, funcs.file, funcs.library)
+    ]
     cat_names = sorted(set(cats), key=lambda c: list(CATEGORY_COLORS).index(c) if c in CATEGORY_COLORS else 99)
     cat_index = {c: i for i, c in enumerate(cat_names)}
 
