@@ -103,7 +103,8 @@ def _show_run(run_dir: Path, height: int) -> None:
     from rich.console import Console
 
     from .reports.diagnosis import diagnosis_table
-    from .reports.html import build_report, findings_html, run_diagnosis, verdict_html
+    from .reports.findings_view import findings_html, run_diagnosis, verdict_html
+    from .reports.html import build_report
     from .traces import schema
     from .traces.reader import RunData
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from report_runs import HOSTILE_FILE, HOSTILE_FUNCTION, make_run
 
 from cnnprof.reports import html as report_html
+from cnnprof.reports import run_page
 from cnnprof.reports import timeline as tl
 from cnnprof.reports.findings import CallSite, Diagnosis, Finding, Verdict
 from cnnprof.reports.html import build_report
@@ -26,7 +27,7 @@ from cnnprof.reports.timeline import spans as tl_spans
 from cnnprof.reports.timeline import stacks as tl_stacks
 from cnnprof.reports.timeline.lanes import cores, phases
 from cnnprof.traces import schema
-from cnnprof.traces.energy import cumulative_energy, power_series, series_energy
+from cnnprof.traces.energy import PowerSeries, cumulative_energy, power_series, series_energy
 from cnnprof.traces.flame import call_tree, function_matrix, merge_samples, sample_intervals, stack_matrix
 from cnnprof.traces.reader import RunData, RunDirError
 from cnnprof.traces.record import Script
@@ -109,7 +110,7 @@ def test_finding_rendering_escapes(monkeypatch: pytest.MonkeyPatch, run_dir: Pat
     )
     verdict = Verdict("sync-bound", "verdict <b>v</b>", ["because <i>w</i>"], "do <u>q</u>", "<s>window</s>",
                       0.01, {"sync": 0.5, "<p>part": 0.5}, None)
-    monkeypatch.setattr(report_html, "run_diagnosis", lambda run: (Diagnosis(verdict, [finding]), None))
+    monkeypatch.setattr(run_page, "run_diagnosis", lambda run: (Diagnosis(verdict, [finding]), None))
     text = build_report([run_dir], tmp_path / "r.html").read_text()
     for raw in ("<b>x</b>", "<i>y</i>", "<u>z</u>", "<script>f.py", "<b>v</b>", "<i>w</i>", "<u>q</u>", "<s>window",
                 "<p>part"):
@@ -357,13 +358,13 @@ def test_caps_hold_and_aggregates_stay_exact(tmp_path: Path, monkeypatch: pytest
     spans = run.spans[run.spans["kind"] == "forward"]
     assert _unpack(fwd["c"])[-1] == pytest.approx((spans["end_ns"] - spans["start_ns"]).sum() / 1e3, abs=2)
     assert _unpack(fwd["n"])[-1] == len(spans)
-    # Power downsampled to slices whose energies add up to the exact total.
+    # Power downsampled to points of the cumulative energy: a range's energy is exact at them.
     series = power_series(run.telemetry)
     for key, payload in data["power"].items():
-        assert len(_unpack(payload["t"])) <= 30
-        w, win = _unpack(payload["w"]).astype(float), _unpack(payload["win"])
-        exact = series_energy(series[key], 0, 10**15)
-        assert (w * win).sum() / 1e6 == pytest.approx(exact, rel=1e-4, abs=1e-6)
+        x, e = _unpack(payload["x"]) * 1e3, _unpack(payload["e"])
+        assert len(x) <= 30
+        assert e[-1] - e[0] == pytest.approx(series_energy(series[key], 0, 10**15), rel=1e-4, abs=1e-6)
+        assert e[20] - e[3] == pytest.approx(series_energy(series[key], int(x[3]), int(x[20])), rel=1e-6, abs=1e-9)
     assert any("drawn with at most 40 points" in n for n in timeline.notes)
     assert any("sync marks drawn" in n for n in timeline.notes)
 
@@ -474,14 +475,30 @@ def test_coverage_matches_brute_force(spans: list[tuple[int, int]], xs: list[int
         assert n == sum(1 for a in s if a < x)
 
 
-def test_cumulative_energy_matches_energy_py(tmp_path: Path):
+def _reference_energy(s: PowerSeries, a: float, b: float) -> float:
+    """The integration rules of traces/energy.py's docstring, written out directly."""
+    t = s.t_ns.astype(np.float64)
+    if s.window_ns is not None:
+        overlap = np.clip(np.minimum(t, b) - np.maximum(t - s.window_ns, a), 0.0, None)
+        return float(np.sum(s.watts * overlap) / 1e9)
+    lo, hi = max(a, t[0]), min(b, t[-1])
+    if hi <= lo:
+        return 0.0
+    times = np.concatenate(([lo], t[(t > lo) & (t < hi)], [hi]))
+    watts = np.interp(times, t, s.watts)
+    return float(np.sum((watts[1:] + watts[:-1]) * np.diff(times)) / 2 / 1e9)
+
+
+def test_the_one_energy_integration_follows_its_rules(tmp_path: Path):
     run = RunData(make_run(tmp_path / "run", telemetry=("powermetrics", "nvml", "rapl"), samples=False))
     rng = np.random.default_rng(3)
     for key, s in power_series(run.telemetry).items():
         for _ in range(10):
             a, b = sorted(rng.uniform(-1e8, run.duration_ns + 1e8, 2))
             cum = cumulative_energy(s, np.array([a, b]))
-            assert cum[1] - cum[0] == pytest.approx(series_energy(s, a, b), rel=1e-6, abs=1e-9), key
+            assert cum[1] - cum[0] == pytest.approx(_reference_energy(s, a, b), rel=1e-6, abs=1e-9), key
+            expected = _reference_energy(s, int(a), int(b))
+            assert series_energy(s, int(a), int(b)) == pytest.approx(expected, rel=1e-6, abs=1e-9), key
 
 
 def test_pack_round_trip_and_range():

@@ -16,8 +16,9 @@ import cnnprof.cli
 import cnnprof.profiler.sampler
 import cnnprof.profiler.sync
 from cnnprof.reports.findings import CallSite, Finding
+from cnnprof.reports.findings_view import findings_html
 from cnnprof.reports.hot import hot_functions
-from cnnprof.reports.html import build_report, findings_html
+from cnnprof.reports.html import build_report
 from cnnprof.reports.timeline import build_timeline
 from cnnprof.traces import schema
 from cnnprof.traces.flame import OWN_FUNCTION, function_matrix, is_own_frame

@@ -15,7 +15,6 @@ from ..traces.streams import LineStream, SpanRow, span_line, spans_to_columns
 
 _now = time.perf_counter_ns
 
-SPAN_COLUMNS = ("kind", "name", "start_ns", "end_ns", "epoch", "batch", "caller", "attrs")
 
 
 

@@ -10,9 +10,11 @@ from typing import Any
 import pandas as pd
 
 from ..traces.reader import RunData
-from .html import _title, esc, findings_html, fmt, notes_html, page, pretty_source, run_findings, table
+from .findings_view import findings_html, run_findings
+from .page import fmt, notes_html, page, plot_title, table
+from .run_sections import pretty_source
 from .table import energy_per_epoch
-from .text import plotly_text
+from .text import esc, plotly_text
 
 PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#eeca3b", "#9d755d", "#ff9da6", "#bab0ac")
 
@@ -61,14 +63,14 @@ def _epoch_figure(runs: Sequence[RunData], labels: list[str]) -> dict[str, Any] 
             "margin": {"l": 60, "r": 20, "t": 40, "b": 80},
             "showlegend": False,
             "yaxis": {"title": {"text": "training epoch (s)"}, "rangemode": "tozero"},
-            "annotations": [_title("Epoch time per run (each epoch a point)", 0.5)],
+            "annotations": [plot_title("Epoch time per run (each epoch a point)", 0.5)],
         },
     }
 
 
 def _inference_figure(runs: Sequence[RunData], labels: list[str]) -> dict[str, Any] | None:
     names = [plotly_text(x) for x in labels]
-    s = [r.meta.get("summary") or {} for r in runs]
+    s = [r.record.summary for r in runs]
     test = [x.get("test_ms") for x in s]
     single = [x.get("single_ms_per_image") for x in s]
     ips = [x.get("images_per_s_median") for x in s]
@@ -117,9 +119,9 @@ def _inference_figure(runs: Sequence[RunData], labels: list[str]) -> dict[str, A
             "xaxis3": {"domain": [0.72, 1], "anchor": "y3"},
             "yaxis3": {"anchor": "x3", "title": {"text": "ms per image"}},
             "annotations": [
-                _title("Training throughput", 0.14),
-                _title("Test set, batched", 0.5),
-                _title("Single-image inference", 0.86),
+                plot_title("Training throughput", 0.14),
+                plot_title("Test set, batched", 0.5),
+                plot_title("Single-image inference", 0.86),
             ],
         },
     }
@@ -166,8 +168,8 @@ def _curves_figure(runs: Sequence[RunData], labels: list[str]) -> dict[str, Any]
             "xaxis2": {"domain": [0.54, 1], "anchor": "y2", "title": {"text": "epoch"}},
             "yaxis2": {"anchor": "x2", "title": {"text": "loss"}},
             "annotations": [
-                _title("Accuracy per epoch (solid: validation, dotted: train)", 0.23),
-                _title("Loss per epoch", 0.77),
+                plot_title("Accuracy per epoch (solid: validation, dotted: train)", 0.23),
+                plot_title("Loss per epoch", 0.77),
             ],
         },
     }
@@ -185,7 +187,7 @@ def _energy_figure(runs: Sequence[RunData], labels: list[str]) -> dict[str, Any]
         j_epoch = [e.get(source) for e in per_epoch]
         per_image = []
         for run, e in zip(runs, per_epoch):
-            n = (run.meta.get("dataset") or {}).get("train") or 0
+            n = run.record.dataset.train if run.record.dataset else 0
             per_image.append(e[source] * 1e3 / n if source in e and n else None)
         label = plotly_text(f"{pretty_source(source)} ({source})")
         traces.append(
@@ -227,8 +229,8 @@ def _energy_figure(runs: Sequence[RunData], labels: list[str]) -> dict[str, Any]
             "xaxis2": {"domain": [0.54, 1], "anchor": "y2"},
             "yaxis2": {"anchor": "x2", "title": {"text": "mJ per training image"}},
             "annotations": [
-                _title("Energy per epoch, by power source", 0.23),
-                _title("Energy per training image", 0.77),
+                plot_title("Energy per epoch, by power source", 0.23),
+                plot_title("Energy per training image", 0.77),
             ],
         },
     }
@@ -253,7 +255,7 @@ def _study_table(runs: Sequence[RunData], labels: list[str]) -> str:
     headers += [f"J/epoch {pretty_source(s)}" for s in sources]
     rows = []
     for run, label, energy in zip(runs, labels, per_epoch):
-        s = run.meta.get("summary") or {}
+        s = run.record.summary
 
         def c(key: str, spec: str, scale: float = 1.0, unit: str = "", s: dict[str, Any] = s) -> tuple[str, Any]:
             v = s.get(key)
@@ -261,7 +263,7 @@ def _study_table(runs: Sequence[RunData], labels: list[str]) -> str:
 
         row = [
             (esc(label), label),
-            (esc((run.meta.get("backend") or {}).get("device_name") or ""), None),
+            (esc(run.record.backend.device_name), None),
             c("epochs_completed", ",.0f"),
             c("epoch_s_min", ",.2f"),
             c("epoch_s_median", ",.2f"),
@@ -314,8 +316,8 @@ def render_comparison(runs: Sequence[RunData]) -> str:
         notes = list(run.notes)
         run_rows.append(
             f"<tr><td>{esc(label)}</td><td class='mono'>{esc(run.path)}</td>"
-            f"<td>{esc((run.meta.get('backend') or {}).get('device_name') or '')}</td>"
-            f"<td>{esc(run.meta.get('status'))}</td><td>{notes_html(notes, 'notes small') if notes else ''}</td></tr>"
+            f"<td>{esc(run.record.backend.device_name)}</td>"
+            f"<td>{esc(run.record.status)}</td><td>{notes_html(notes, 'notes small') if notes else ''}</td></tr>"
         )
         missing += [f"{label}: {n}" for n in notes]
     body = f"""

@@ -13,10 +13,12 @@ from .diagnosis.job import JobDiagnosis, diagnose_job
 from .diagnosis.job_context import JobContext
 from .diagnosis.rank_imbalance import ddp_waits
 from .findings import Diagnosis
-from .html import card, findings_html, fmt, notes_html, page, table, verdict_html, write_page
+from .findings_view import findings_html, verdict_html
+from .html import write_page
+from .page import card, fmt, notes_html, page, table
 from .rank_lanes import rank_lane
 from .text import esc
-from .timeline import assemble
+from .timeline.layout import assemble
 
 
 def _verdict_name(diagnosis: JobDiagnosis) -> str:

@@ -11,7 +11,8 @@ import pandas as pd
 
 from .diagnosis.job_context import COLLECTIVE, RankView
 from .text import plotly_text
-from .timeline import KIND_COLORS, PALETTE, SYNC_COLORS, Lane
+from .timeline.lane import Lane
+from .timeline.style import KIND_COLORS, PALETTE, SYNC_COLORS
 
 MAX_BARS = 4000  # per row and name: the longest are drawn
 ROW_KINDS = (

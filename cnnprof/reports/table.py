@@ -41,12 +41,12 @@ def study_table(runs: Sequence[RunData]) -> str:
     header += [f"J/epoch (median) {s}" for s in sources] + [f"mJ/train image {s}" for s in sources]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for run in runs:
-        s = run.meta.get("summary", {})
+        s = run.record.summary
         energy = energy_per_epoch(run)
-        train_images = run.meta.get("dataset", {}).get("train") or 0
+        train_images = run.record.dataset.train if run.record.dataset else 0
         row = [
             run.label,
-            str(run.meta.get("backend", {}).get("device_name", "")),
+            run.record.backend.device_name,
             _cell(s.get("epochs_completed"), "d"),
             " / ".join(_cell(s.get(k), ".2f") for k in ("epoch_s_min", "epoch_s_median", "epoch_s_max")),
             _cell(s.get("images_per_s_median"), ",.0f"),

@@ -59,27 +59,9 @@ def power_series(telemetry: pd.DataFrame) -> dict[str, PowerSeries]:
     return out
 
 
-def series_energy(series: PowerSeries, start_ns: int, end_ns: int) -> float:
-    """Joules of one power series between start_ns and end_ns (same clock as its t_ns)."""
-    if end_ns <= start_ns or series.t_ns.size == 0:
-        return 0.0
-    t = series.t_ns.astype(np.float64)
-    if series.window_ns is not None:
-        lo = np.maximum(t - series.window_ns, start_ns)
-        hi = np.minimum(t, end_ns)
-        return float(np.sum(series.watts * np.clip(hi - lo, 0.0, None)) / 1e9)
-    a, b = max(float(start_ns), t[0]), min(float(end_ns), t[-1])
-    if b <= a:
-        return 0.0
-    inside = t[(t > a) & (t < b)]
-    times = np.concatenate(([a], inside, [b]))
-    watts = np.interp(times, t, series.watts)
-    # By hand: np.trapezoid is numpy >= 2 only, np.trapz is gone from it.
-    return float(np.sum((watts[1:] + watts[:-1]) * np.diff(times)) / 2 / 1e9)
-
-
 def cumulative_energy(s: PowerSeries, x: np.ndarray) -> np.ndarray:
-    """Joules of a power series from its start up to each x (the rules above, vectorised)."""
+    """Joules of a power series from its start up to each x: the module's one integration (the
+    energy of a window is the difference of two of these; the report's page reads them too)."""
     t = s.t_ns.astype(np.float64)
     w = s.watts
     if s.window_ns is not None:
@@ -99,6 +81,14 @@ def cumulative_energy(s: PowerSeries, x: np.ndarray) -> np.ndarray:
     i = np.clip(np.searchsorted(t, xc, side="right") - 1, 0, len(t) - 1)
     wx = np.interp(xc, t, w)
     return (cum[i] + (w[i] + wx) / 2 * (xc - t[i])) / 1e9
+
+
+def series_energy(series: PowerSeries, start_ns: int, end_ns: int) -> float:
+    """Joules of one power series between start_ns and end_ns (same clock as its t_ns)."""
+    if end_ns <= start_ns or series.t_ns.size == 0:
+        return 0.0
+    cum = cumulative_energy(series, np.array([start_ns, end_ns], dtype=np.float64))
+    return float(cum[1] - cum[0])
 
 
 def energy_by_source(telemetry: pd.DataFrame, start_ns: int, end_ns: int) -> dict[str, float]:

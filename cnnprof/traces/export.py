@@ -121,7 +121,7 @@ def chrome_events(run: RunData) -> Iterator[str]:
 
     tel = run.telemetry
     if not tel.empty and {"t_ns", "source", "metric", "value"} <= set(tel.columns):
-        units = (run.meta.get("telemetry") or {}).get("metrics") or {}
+        units = run.record.telemetry.metrics
         tel = tel.dropna(subset=["t_ns", "value"])
         for (source, metric), g in tel.groupby(["source", "metric"], sort=True):
             entry = units.get(f"{source}.{metric}") or units.get(metric)
@@ -140,8 +140,8 @@ def export_chrome(run: RunData, out: Path) -> Path:
             "cnnprof_version": __version__,
             "run": run.label,
             "run_dir": str(run.path),
-            "t0_perf_ns": run.meta.get("t0_perf_ns"),
-            "t0_unix_ns": run.meta.get("t0_unix_ns"),
+            "t0_perf_ns": run.record.t0_perf_ns,
+            "t0_unix_ns": run.record.t0_unix_ns,
             "time_origin": "ts is microseconds since t0_perf_ns (time.perf_counter_ns clock)",
         }
     )
@@ -166,7 +166,7 @@ def speedscope_profile(run: RunData) -> dict[str, Any]:
             f"{run.path}: no stack samples to export (the run used --profiler cprofile or none, "
             "or samples.parquet is missing); record with --profiler sampler (the default)"
         )
-    sampled_by = (run.meta.get("profiler") or {}).get("timeline") or "stack samples"
+    sampled_by = run.record.profiler.get("timeline") or "stack samples"
     frames = []
     for i in range(len(funcs)):
         frame: dict[str, Any] = {"name": funcs.function[i]}

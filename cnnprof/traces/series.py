@@ -8,19 +8,14 @@ import re
 import numpy as np
 import pandas as pd
 
-GPU_PREFIX = re.compile(r"^(gpu\d+)\.")
+from .metrics import canonical, lane_of, metric_parts, order
 
 SeriesKey = tuple[str, str]  # (source, metric)
 
 
-def metric_parts(metric: str) -> tuple[str, str]:
-    """("gpu1", "power_w") for "gpu1.power_w"; ("", metric) otherwise."""
-    m = GPU_PREFIX.match(metric)
-    return (m.group(1), metric[m.end() :]) if m else ("", metric)
-
-
 class TelemetrySeries:
-    """Every (source, metric) series of a telemetry table, in (source, metric) order."""
+    """Every (source, metric) series of a telemetry table, in (source, metric) order, each metric
+    under its vocabulary name (traces/metrics.py: an older run's alias is translated)."""
 
     def __init__(self, df: pd.DataFrame) -> None:
         self.series: dict[SeriesKey, tuple[np.ndarray, np.ndarray]] = {}
@@ -33,7 +28,7 @@ class TelemetrySeries:
             if len(t) > 1 and np.any(np.diff(t) < 0):
                 order = np.argsort(t, kind="stable")
                 t, v = t[order], v[order]
-            self.series[(str(source), str(metric))] = (t, v)
+            self.series[(str(source), canonical(str(metric)))] = (t, v)
 
     def find(self, *bases: str) -> list[SeriesKey]:
         """The series whose metric (less a gpuN. prefix) is one of `bases`, in the order asked."""
@@ -41,6 +36,11 @@ class TelemetrySeries:
         for base in bases:
             out += [key for key in self.series if metric_parts(key[1])[1] == base]
         return out
+
+    def in_lane(self, lane: str) -> list[SeriesKey]:
+        """The series the vocabulary puts in `lane`, in vocabulary order, then by source."""
+        keys = [key for key in self.series if lane_of(key[1]) == lane]
+        return sorted(keys, key=lambda k: (order(k[1]), k[0], k[1]))
 
     def matching(self, pattern: str) -> list[SeriesKey]:
         rx = re.compile(pattern)

@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ...profiler.spans import SpanRecorder
     from ..data import DatasetSplits
+    from ..recorder import Recorder as SpanRecorder
     from .common import LoopConfig, Trainer
 
 

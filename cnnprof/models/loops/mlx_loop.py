@@ -25,9 +25,9 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 import numpy as np
 
-from ...profiler.spans import SpanRecorder
 from ..cnn_mlx import SeedCNN, count_parameters
 from ..data import DatasetSplits, to_nhwc
+from ..recorder import Recorder as SpanRecorder
 from .common import LoopConfig, n_batches
 
 

@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from ...profiler.spans import SpanRecorder
 from ..cnn_torch import SeedCNN, count_parameters
 from ..data import DatasetSplits
+from ..recorder import Recorder as SpanRecorder
 from .common import LoopConfig, n_batches
 from .torch_graph import FastSteps, Totals
 

@@ -64,7 +64,7 @@
       unpackAll(L, ['s', 'd', 'c', 'n']);
       if (L.d) { var m = 0; for (var i = 0; i < L.d.length; i++) if (L.d[i] > m) m = L.d[i]; L.maxd = m; }
     });
-    Object.keys(T.power || {}).forEach(function (k) { unpackAll(T.power[k], ['t', 'w', 'win']); });
+    Object.keys(T.power || {}).forEach(function (k) { unpackAll(T.power[k], ['x', 'e']); });
     if (T.stacks) {
       unpackAll(T.stacks.tree, ['parent', 'func', 'first']);
       unpackAll(T.stacks.rows, ['count', 'n', 'w']);
@@ -98,46 +98,25 @@
   }
   Array.prototype.forEach.call(document.querySelectorAll('table.data'), sortable);
 
-  // -- energy (traces/energy.py's integration) ---------------------------------------------------
+  // -- energy: traces/energy.py integrates; the page reads its cumulative joules at a range's ends
   function lowerBound(arr, x) {
     var lo = 0, hi = arr.length;
     while (lo < hi) { var mid = (lo + hi) >> 1; if (arr[mid] < x) lo = mid + 1; else hi = mid; }
     return lo;
   }
-  // Joules of one series between a and b (microseconds since t0).
-  function seriesEnergy(s, a, b) {
-    var t = s.t, w = s.w, n = t.length, e = 0, i;
-    if (b <= a || n === 0) return 0;
-    if (s.win) {
-      for (i = lowerBound(t, a); i < n; i++) {
-        var lo = Math.max(t[i] - s.win[i], a), hi = Math.min(t[i], b);
-        if (hi > lo && w[i] !== null) e += w[i] * (hi - lo);
-        if (t[i] - s.win[i] >= b) break;
-      }
-      return e / 1e6;
-    }
-    var x0 = Math.max(a, t[0]), x1 = Math.min(b, t[n - 1]);
-    if (x1 <= x0) return 0;
-    function at(x) {
-      var j = lowerBound(t, x);
-      if (j <= 0) return w[0];
-      if (j >= n) return w[n - 1];
-      if (t[j] === x) return w[j];
-      var f = (x - t[j - 1]) / (t[j] - t[j - 1]);
-      return w[j - 1] + f * (w[j] - w[j - 1]);
-    }
-    var px = x0, pw = at(x0);
-    for (i = lowerBound(t, x0); i < n && t[i] < x1; i++) {
-      if (t[i] <= x0) continue;
-      e += (pw + w[i]) / 2 * (t[i] - px);
-      px = t[i]; pw = w[i];
-    }
-    e += (pw + at(x1)) / 2 * (x1 - px);
-    return e / 1e6;
+  function interp(xs, ys, x) {
+    var j = lowerBound(xs, x);
+    if (j <= 0) return ys[0];
+    if (j >= xs.length) return ys[ys.length - 1];
+    var f = (x - xs[j - 1]) / ((xs[j] - xs[j - 1]) || 1);
+    return ys[j - 1] + f * (ys[j] - ys[j - 1]);
   }
   api.energy = function (a_s, b_s) {
     var out = {}, power = (DATA.timeline && DATA.timeline.power) || {};
-    Object.keys(power).forEach(function (k) { out[k] = seriesEnergy(power[k], a_s * 1e6, b_s * 1e6); });
+    Object.keys(power).forEach(function (k) {
+      var s = power[k];
+      out[k] = b_s > a_s && s.x.length ? interp(s.x, s.e, b_s * 1e6) - interp(s.x, s.e, a_s * 1e6) : 0;
+    });
     return out;
   };
 
@@ -355,13 +334,6 @@
       });
       if (!rows.length) { box.appendChild(el('p', 'muted', 'No recorded phase in this range.')); return; }
       box.appendChild(table(['phase', 'which', 'time in range', 'share'], rows, [false, false, true, true]));
-    }
-    function interp(xs, ys, x) {
-      var j = lowerBound(xs, x);
-      if (j <= 0) return ys[0];
-      if (j >= xs.length) return ys[ys.length - 1];
-      var f = (x - xs[j - 1]) / ((xs[j] - xs[j - 1]) || 1);
-      return ys[j - 1] + f * (ys[j] - ys[j - 1]);
     }
 
     function renderEnergy(a, b) {

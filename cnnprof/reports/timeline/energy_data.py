@@ -1,6 +1,10 @@
-"""Power series for the page's energy of a range. Small series go as they are (the page integrates
-them as traces/energy.py does); long ones as window averages over POWER_POINTS slices whose
-energy is exact (so only a range's two edge slices are approximate)."""
+"""Power for the page's energy of a range, integrated here (traces/energy.py's one integration):
+each series as its cumulative joules at its breakpoints, which the page reads at a range's ends.
+
+Window averages (powermetrics, rapl) are exact that way: between a window's start and end the
+cumulative energy is a straight line. Instantaneous samples (NVML) are exact at each sample;
+inside one sample gap a range's end is read on the chord (off by at most a gap's power change x
+its length / 8). A long series goes as POWER_POINTS evenly spaced points of the same curve."""
 
 from __future__ import annotations
 
@@ -14,26 +18,21 @@ from .packing import pack
 POWER_POINTS = 6000  # per embedded power series
 
 
+def breakpoints(s: PowerSeries) -> np.ndarray:
+    """Where a series' cumulative energy changes slope (ns since t0)."""
+    t = s.t_ns.astype(np.float64)
+    if s.window_ns is None:
+        return t
+    return np.unique(np.concatenate((t - s.window_ns, t)))
+
+
 def power_payload(series: dict[str, PowerSeries]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, s in series.items():
         if len(s.t_ns) == 0:
             continue
-        if len(s.t_ns) <= POWER_POINTS:
-            out[key] = {
-                "t": pack(np.round(s.t_ns / 1e3), "f8"),
-                "w": pack(s.watts, "f4"),
-                "win": pack(np.round(s.window_ns / 1e3), "f8") if s.window_ns is not None else None,
-            }
-            continue
-        lo = float(s.t_ns[0] - (s.window_ns[0] if s.window_ns is not None else 0))
-        hi = float(s.t_ns[-1])
-        edges = np.linspace(lo, hi, POWER_POINTS + 1)
-        cum = cumulative_energy(s, edges)
-        width = np.diff(edges)
-        out[key] = {
-            "t": pack(np.round(edges[1:] / 1e3), "f8"),
-            "w": pack(np.diff(cum) / width * 1e9, "f4"),
-            "win": pack(width / 1e3, "f8"),
-        }
+        x = breakpoints(s)
+        if len(x) > POWER_POINTS:
+            x = np.linspace(x[0], x[-1], POWER_POINTS)
+        out[key] = {"x": pack(x / 1e3, "f8"), "e": pack(cumulative_energy(s, x), "f8")}
     return out

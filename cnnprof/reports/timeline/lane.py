@@ -11,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ...traces.metrics import label as metric_label
+from ...traces.metrics import metric_parts
 from ...traces.reader import RunData
-from ...traces.series import SeriesKey, TelemetrySeries, metric_parts
+from ...traces.series import SeriesKey, TelemetrySeries
 from ..text import plotly_text
 from .packing import minmax_indices, seconds, values
 from .spans import SpanArrays
@@ -51,10 +53,11 @@ class LaneContext:
         height: int,
         keys: list[SeriesKey],
         yaxis: dict[str, Any],
-        pretty: dict[str, str] | None = None,
         scale: dict[SeriesKey, float] | None = None,
+        labels: dict[str, str] | None = None,
     ) -> Lane:
-        """A lane of telemetry lines, each downsampled to MAX_POINTS (min and max kept)."""
+        """A lane of telemetry lines, each downsampled to MAX_POINTS (min and max kept), labelled
+        by the vocabulary (or `labels`, metric -> label, where the lane says more)."""
         traces = []
         for i, series_key in enumerate(keys):
             t, v = self.tel.series[series_key]
@@ -66,7 +69,7 @@ class LaneContext:
                 {
                     "type": "scatter",
                     "mode": "lines",
-                    "name": plotly_text(series_label(series_key, pretty)),
+                    "name": plotly_text(series_label(series_key, labels)),
                     "x": seconds(t[idx]),
                     "y": values(v[idx]),
                     "line": {"width": 1.3, "color": PALETTE[i % len(PALETTE)]},
@@ -107,8 +110,8 @@ class LaneBuilder(Protocol):
     def __call__(self, ctx: LaneContext) -> list[Lane]: ...
 
 
-def series_label(key: SeriesKey, pretty: dict[str, str] | None = None) -> str:
+def series_label(key: SeriesKey, labels: dict[str, str] | None = None) -> str:
     source, metric = key
     gpu, base = metric_parts(metric)
-    name = (pretty or {}).get(base, base)
+    name = (labels or {}).get(base) or metric_label(metric)
     return f"{source} {gpu + ' ' if gpu else ''}{name}"

@@ -6,13 +6,13 @@ import numpy as np
 
 from ..lane import Lane, LaneContext
 from ..packing import seconds, values
-from .cpu import PER_CORE, cluster_keys
+from .cpu import cluster_keys
 
 HEATMAP_COLUMNS = 1000
 
 
 def build(ctx: LaneContext) -> list[Lane]:
-    keys = ctx.tel.matching(PER_CORE)
+    keys = ctx.tel.in_lane("cores")
     if not keys or cluster_keys(ctx):
         return []
 

@@ -5,32 +5,23 @@ from __future__ import annotations
 
 from ..lane import Lane, LaneContext
 
-PRETTY = {
-    "e_cluster_active_pct": "E cluster",
-    "p_cluster_active_pct": "P cluster",
-    "p_cores_busy_pct": "P cores",
-    "e_cores_busy_pct": "E cores",
-    "cpu_busy_pct": "all CPUs",
-    "proc_cpu_pct": "training process (share of all CPUs)",
-}
-PER_CORE = r"(cpu|core)\.\d+\.(busy|active)_pct"
+MACHINE_WIDE = ("cpu_busy_pct", "proc_cpu_pct")  # drawn with the clusters, never alone
 
 
 def cluster_keys(ctx: LaneContext) -> list[tuple[str, str]]:
-    clusters = ctx.tel.find("e_cluster_active_pct", "p_cluster_active_pct")
-    clusters = clusters or ctx.tel.matching(r"cluster\.[^.]+\.active_pct")
-    return clusters + ctx.tel.find("p_cores_busy_pct", "e_cores_busy_pct")
+    return [k for k in ctx.tel.in_lane("cpu") if k[1] not in MACHINE_WIDE]
 
 
 def build(ctx: LaneContext) -> list[Lane]:
-    keys = cluster_keys(ctx)
-    if not keys:
-        if not ctx.tel.matching(PER_CORE):
+    if not cluster_keys(ctx):
+        if not ctx.tel.in_lane("cores"):
             ctx.absent.append(ctx.why_missing("CPU lane", ("powermetrics", "procfs")))
         return []
-    proc = ctx.tel.find("proc_cpu_pct")
+    keys = ctx.tel.in_lane("cpu")
     cpus = ctx.run.record.host.logical_cpus
-    scale = {k: 1.0 / cpus for k in proc} if cpus else {}
-    keys += ctx.tel.find("cpu_busy_pct") + (proc if scale else [])
+    # The process's CPU is % of one core: as a share of all CPUs it shares the axis.
+    scale = {k: 1.0 / cpus for k in keys if k[1] == "proc_cpu_pct"} if cpus else {}
+    keys = [k for k in keys if k[1] != "proc_cpu_pct" or scale]
     yaxis = {"range": [0, 105], "ticksuffix": " %"}
-    return [ctx.line_lane("cpu", "CPU clusters (busy)", 120, keys, yaxis, PRETTY, scale)]
+    labels = {"proc_cpu_pct": "training process (share of all CPUs)"}
+    return [ctx.line_lane("cpu", "CPU clusters (busy)", 120, keys, yaxis, scale, labels)]

@@ -6,7 +6,7 @@ from ..lane import Lane, LaneContext
 
 
 def build(ctx: LaneContext) -> list[Lane]:
-    keys = ctx.tel.find("gpu_active_pct", "gpu_util_pct", "mem_util_pct")
+    keys = ctx.tel.in_lane("gpu_activity")
     if not keys:
         ctx.absent.append(ctx.why_missing("GPU activity lane", ("powermetrics", "nvml")))
         return []

@@ -15,7 +15,7 @@ MAX_CLOCK_EVENTS = 500
 
 
 def build(ctx: LaneContext) -> list[Lane]:
-    keys = ctx.tel.find("gpu_freq_mhz", "sm_clock_mhz")
+    keys = ctx.tel.in_lane("gpu_clock")
     if not keys:
         ctx.absent.append(ctx.why_missing("GPU clock lane", ("powermetrics", "nvml")))
         return []

@@ -6,19 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ....traces.series import metric_parts
 from ..lane import Lane, LaneContext
 from ..packing import seconds, values
 
-PRETTY = {"mem_used_mb": "device memory used", "proc_rss_mb": "process RSS"}
-
 
 def build(ctx: LaneContext) -> list[Lane]:
-    keys = [k for k in ctx.tel.series if metric_parts(k[1])[1].endswith("_mb")]
+    keys = ctx.tel.in_lane("memory")
     if not keys:
         ctx.absent.append(ctx.why_missing("memory lane", ("nvml", "procfs")))
         return []
-    lane = ctx.line_lane("memory", "Memory", 110, keys, {"ticksuffix": " MiB", "rangemode": "tozero"}, PRETTY)
+    lane = ctx.line_lane("memory", "Memory", 110, keys, {"ticksuffix": " MiB", "rangemode": "tozero"})
     _add_peak_memory(ctx, lane)
     return [lane]
 
