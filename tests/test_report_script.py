@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from helpers import only_run_dir
+from report_runs import make_run
 
 from cnnprof.cli import main
 from cnnprof.profiler.backend_detect import detect_backend
@@ -95,3 +96,29 @@ def test_detection_without_syncs_reads_the_frameworks_state(monkeypatch: pytest.
     assert detect_backend([]) == ("mlx", "gpu")
     monkeypatch.delitem(sys.modules, "mlx.core")
     assert detect_backend([]) is None
+
+
+def test_a_scripts_setup_steps_and_phases_are_in_the_phases_lane(tmp_path: Path):
+    import pandas as pd
+
+    from cnnprof.reports.timeline import build_timeline
+    from cnnprof.traces import schema
+    from cnnprof.traces.record import Script
+
+    run = make_run(tmp_path / "run", epochs=1, script=Script(path="mine.py"), telemetry=(), samples=False)
+    ms = 1_000_000
+    extra = pd.DataFrame(
+        {
+            "kind": ["setup", "step", "step", "phase", "hook"],
+            "name": ["setup", "train", "train", "eval", "optimizer"],
+            "start_ns": [0, 10 * ms, 20 * ms, 30 * ms, 12 * ms],
+            "end_ns": [10 * ms, 20 * ms, 30 * ms, 40 * ms, 13 * ms],
+        }
+    )
+    spans = pd.concat([pd.read_parquet(run / schema.SPANS), extra], ignore_index=True)
+    spans.to_parquet(run / schema.SPANS)
+    traces = [t for t in build_timeline(RunData(run)).figure["data"] if t.get("meta") == "phases"]
+    names = {t["name"]: len(t["x"]) for t in traces}
+    assert names["setup"] == 1 and names["eval"] == 1 and names["step"] == 2
+    hovers = [h for t in traces for h in t.get("hovertext") or []]
+    assert any("(setup)" in h for h in hovers) and not any("(hook)" in h for h in hovers)  # raw hooks are not drawn
