@@ -1,21 +1,23 @@
-"""The timeline's lanes, top to bottom. A new lane is one module with a `build(ctx)` (the
-LaneBuilder protocol in lane.py) and one line here."""
+"""The timeline's lanes, top to bottom. A new lane is one module here with a `build(ctx)` (the
+LaneBuilder protocol in lane.py) and its name in LANE_MODULES."""
 
 from __future__ import annotations
 
-from ..lane import LaneBuilder
-from . import cores, cpu, cpu_clock, flame, gpu_activity, gpu_clock, memory, phases, power, step_shares, thermal
+from importlib import import_module
 
-LANES: tuple[LaneBuilder, ...] = (
-    phases.build,
-    step_shares.build,
-    gpu_clock.build,
-    gpu_activity.build,
-    power.build,
-    cpu.build,
-    cpu_clock.build,
-    cores.build,
-    memory.build,
-    thermal.build,
-    flame.build,
+from ..lane import LaneBuilder
+
+LANE_MODULES = (
+    "phases",
+    "step_shares",
+    "gpu_clock",
+    "gpu_activity",
+    "power",
+    "cpu",
+    "cpu_clock",
+    "cores",
+    "memory",
+    "thermal",
+    "flame",
 )
+LANES: tuple[LaneBuilder, ...] = tuple(import_module(f"{__name__}.{name}").build for name in LANE_MODULES)
