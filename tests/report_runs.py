@@ -321,6 +321,7 @@ def _telemetry(
         put("procfs", "cpu_busy_pct", np.mean(per, axis=0), "%")
         put("procfs", "proc_cpu_pct", np.clip(100 + busy * 250 + noise(10), 0, None), "%")
         put("procfs", "proc_rss_mb", 900 + np.cumsum(busy) / max(n, 1) * 300, "MiB")
+        put("procfs", "proc_preemptions_per_s", np.clip(40 + busy * 300 + noise(20), 0, None), "1/s")
     if "rapl" in sources:
         put("rapl", "window_ms", np.full(n, float(interval_ms)), "ms")
         put("rapl", "package-0.power_w", 30 + busy * 60 + noise(2), "W")

@@ -113,3 +113,27 @@ def test_the_report_says_what_each_count_counts(tmp_path: Path):
     text = build_report([make_run(tmp_path / "run", epochs=1)], tmp_path / "r.html").read_text()
     headers = re.findall(r"<th[^>]*>([^<]*)</th>", text)
     assert "tottime (s)" in headers and "cumtime (s)" in headers
+
+
+def test_procfs_counts_the_training_process_preemptions():
+    import os
+    import time
+
+    from cnnprof.profiler.telemetry.base import SourceConfig
+    from cnnprof.profiler.telemetry.procfs import ProcfsSource
+
+    source = ProcfsSource(SourceConfig(interval_ms=100, target_pid=os.getpid()))
+    assert source.probe().ok and source.metrics["proc_preemptions_per_s"][0] == "1/s"
+    now = time.perf_counter_ns()
+    first = {m for _, m, _ in source.read(now)}
+    assert "proc_preemptions_per_s" not in first  # a rate needs two readings
+    rows = {m: v for _, m, v in source.read(now + 1_000_000_000)}  # a second later, on the source's clock
+    assert rows["proc_preemptions_per_s"] >= 0.0
+
+
+def test_the_preemptions_lane_draws_the_metric(tmp_path: Path):
+    timeline = build_timeline(RunData(make_run(tmp_path / "run", epochs=1, telemetry=("procfs",), samples=False)))
+    lane = [t for t in timeline.figure["data"] if t.get("meta") == "preemptions"]
+    assert [t["name"] for t in lane] == ["procfs training process"]
+    other = build_timeline(RunData(make_run(tmp_path / "pm", epochs=1, telemetry=("powermetrics",))))
+    assert not any(t.get("meta") == "preemptions" for t in other.figure["data"])  # no reading, no lane

@@ -70,6 +70,10 @@ VOCABULARY: tuple[Metric, ...] = (
            ("p_cluster_freq_mhz",)),
     Metric("cluster.*.freq_mhz", "MHz", "one CPU cluster: busy-weighted mean frequency of its cores", "cpu_clock"),
     Metric("cpu.*.freq_mhz", "MHz", "one logical CPU: current frequency", aliases=("core.*.freq_mhz",)),
+    Metric(
+        "proc_preemptions_per_s", "1/s", "training process: involuntary context switches per second (the OS took "
+        "the CPU away: more runnable threads than cores)", "preemptions", "training process"
+    ),
     # memory
     Metric("mem_used_mb", "MiB", "device memory used", "memory", "device memory used"),
     Metric("proc_rss_mb", "MiB", "training process resident memory", "memory", "process RSS"),

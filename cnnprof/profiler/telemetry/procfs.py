@@ -15,6 +15,7 @@ from typing import Any
 
 import psutil
 
+from ...traces.metrics import table
 from .base import Reading, Source, SourceConfig, SourceStatus, unavailable
 
 MIB = 2**20
@@ -49,6 +50,7 @@ class ProcfsSource(Source):
         self._last: list[tuple[float, float]] = []
         self._last_ns = 0
         self._freq_files: dict[int, Path] = {}
+        self._switches: tuple[int, int] | None = None  # (ns, involuntary context switches so far)
         self._hybrid: dict[str, list[int]] = {}
         self._process: psutil.Process | None = None
 
@@ -86,6 +88,7 @@ class ProcfsSource(Source):
         else:
             self.metrics["proc_cpu_pct"] = ("%", "training process CPU, % of one core (can exceed 100)")
             self.metrics["proc_rss_mb"] = ("MiB", "training process resident memory")
+            self.metrics.update(table("proc_preemptions_per_s"))
         return SourceStatus(True)
 
     def read(self, now_ns: int, final: bool = False) -> list[Reading]:
@@ -114,6 +117,12 @@ class ProcfsSource(Source):
                     if long_enough:
                         rows.append((now_ns, "proc_cpu_pct", cpu_pct))
                     rows.append((now_ns, "proc_rss_mb", self._process.memory_info().rss / MIB))
+                    switches = self._process.num_ctx_switches().involuntary
+                    if self._switches is None or long_enough:
+                        if self._switches is not None:
+                            t0, n0 = self._switches
+                            rows.append((now_ns, "proc_preemptions_per_s", (switches - n0) / ((now_ns - t0) / 1e9)))
+                        self._switches = (now_ns, switches)
             except psutil.Error:
                 self._process = None  # the training process is gone: the sampler stops soon
         return rows

@@ -16,6 +16,7 @@ LANE_MODULES = (
     "cpu",
     "cpu_clock",
     "cores",
+    "preemptions",
     "memory",
     "thermal",
     "flame",
