@@ -1,4 +1,5 @@
-"""The study's CNN in PyTorch (NCHW input), layer for layer as in SEED_RESULTS.md.
+"""The study's CNN in PyTorch (NCHW input), layer for layer as the study's seed
+model (docs/BENCHMARKS.md, "Next to the study").
 
 Imported only by the torch backend, so torch is imported at the top.
 """

@@ -1,4 +1,4 @@
-"""Observing a run: spans, stack samples, sync hooks, telemetry (see DESIGN.md)."""
+"""Observing a run: spans, stack samples, sync hooks, telemetry (docs/ARCHITECTURE.md)."""
 
 # The `--profiler` modes (profiler/stacks.py runs them); here so the CLI can offer them without
 # importing the profilers and pyarrow.

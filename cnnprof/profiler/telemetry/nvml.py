@@ -3,7 +3,7 @@
 Per GPU, prefixed `gpu<i>.` only when there are several: SM and memory clock, utilisation,
 instant and 1 s average power, the driver's buffered 20 ms power samples, the energy counter,
 temperature, memory used and the clock-event (throttle) reasons. Costs on an H100
-(reference/GPU_MACHINE.md): every call here is ~2 us except `nvmlDeviceGetTotalEnergyConsumption`
+(docs/BENCHMARKS.md, "NVML on the H100"): every call here is ~2 us except `nvmlDeviceGetTotalEnergyConsumption`
 (~4 ms), which is therefore read at the first cycle, at most once a second, and at the end.
 
 Every reading is tried once at probe time; one that fails (NotSupported, NotFound, no permission)
