@@ -649,11 +649,12 @@ def cmd_profile(args: argparse.Namespace) -> int:
     console.print(f"cnnprof: profiling {target}, run directory {session.run_dir}", markup=False)
     try:
         with session, observing(session), _live_view(args, session):
+            imported_before = frozenset(sys.modules)
             try:
                 code = run_user_code(target, user_args, module=module)
                 session.record.script.exit_code = code  # type: ignore[union-attr]
             finally:  # a script that fails still used a backend
-                session.record.backend = _script_backend(session.recorder.rows)
+                session.record.backend = _script_backend(session.recorder.rows, imported_before)
     except KeyboardInterrupt:
         error_line(f"interrupted; what was recorded is kept in {session.run_dir}")
         return 130
@@ -676,13 +677,13 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return code
 
 
-def _script_backend(rows: list[tuple[Any, ...]]) -> Backend:
+def _script_backend(rows: list[tuple[Any, ...]], imported_before: frozenset[str]) -> Backend:
     """The backend a script used (profiler/backend_detect.py), named as `cnnprof run` names them."""
     from .models.backends import BACKENDS, probe_backend
     from .profiler.backend_detect import detect_backend
     from .traces.record import Backend
 
-    found = detect_backend(rows)
+    found = detect_backend(rows, imported_before)
     if found is None:
         return Backend(detected=True)
     framework, device = found

@@ -156,9 +156,11 @@ def test_run_report_in_chromium(browser: Any, run_dir: Path, tmp_path: Path):
         return {x: r.x, y: r.y, w: r.width, h: r.height}; })()""")
     page.js("Plotly.relayout(document.getElementById('timeline'), {'xaxis.autorange': true})")
     _wait_range(page, 0.0, t_end)
-    page.page.locator("#timeline").scroll_into_view_if_needed()
-    box = page.js("""(() => { const r = Array.from(document.querySelectorAll('#timeline .nsewdrag'))
-        .map(e => e.getBoundingClientRect()).filter(r => r.height > 60)[1];
+    # The lane to drag across, scrolled to the middle of the window (the page above it may be tall).
+    box = page.js("""(() => { const e = Array.from(document.querySelectorAll('#timeline .nsewdrag'))
+        .filter(e => e.getBoundingClientRect().height > 60)[1];
+        e.scrollIntoView({block: 'center'});
+        const r = e.getBoundingClientRect();
         return {x: r.x, y: r.y, w: r.width, h: r.height}; })()""")
     y = box["y"] + box["h"] / 2
     mouse = page.page.mouse

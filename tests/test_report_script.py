@@ -13,7 +13,6 @@ import pytest
 from helpers import only_run_dir
 from report_runs import make_run
 
-from cnnprof.cli import main
 from cnnprof.profiler.backend_detect import detect_backend
 from cnnprof.traces.reader import RunData
 
@@ -29,17 +28,19 @@ def _cards(html: str) -> dict[str, tuple[str, str]]:
 
 
 def _profile(tmp_path: Path, source: str, *args: str) -> Path:
+    """`cnnprof profile` in a process of its own, as a user runs it: this one has imported torch
+    and mlx for other tests, and a script's backend is told by what it imports."""
     script = tmp_path / "my_train.py"
     script.write_text(source)
     out = tmp_path / "runs"
-    assert main(["profile", "--telemetry", "none", "--out", str(out), "--", str(script), *args]) == 0
+    cmd = [sys.executable, "-m", "cnnprof.cli", "profile", "--telemetry", "none", "--out", str(out), "--", str(script)]
+    subprocess.run([*cmd, *args], check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     return only_run_dir(out)
 
 
-def test_a_torch_script_report_names_the_script_backend_and_device(tmp_path: Path, capsys):
+def test_a_torch_script_report_names_the_script_backend_and_device(tmp_path: Path):
     run_dir = _profile(tmp_path, "import torch, sys\nx = torch.ones(3)\nprint(float(x.sum()), sys.argv[1:])\n",
                        "--lr", "0.1")
-    capsys.readouterr()
     record = RunData(run_dir).record
     assert record.script is not None and record.script.argv == ["--lr", "0.1"] and record.script.exit_code == 0
     assert (record.backend.name, record.backend.framework, record.backend.device) == ("torch_cpu", "torch", "cpu")
@@ -53,22 +54,15 @@ def test_a_torch_script_report_names_the_script_backend_and_device(tmp_path: Pat
     assert "<title>cnnprof: my_train.py / torch_cpu</title>" in (run_dir / "report.html").read_text()
 
 
-def test_an_mlx_script_is_detected_as_mlx(tmp_path: Path, capsys):
+def test_an_mlx_script_is_detected_as_mlx(tmp_path: Path):
     pytest.importorskip("mlx.core")
     run_dir = _profile(tmp_path, "import mlx.core as mx\nmx.set_default_device(mx.cpu)\nmx.eval(mx.ones(3) * 2)\n")
-    capsys.readouterr()
     backend = RunData(run_dir).record.backend
     assert (backend.name, backend.framework, backend.device) == ("mlx_cpu", "mlx", "cpu")
 
 
 def test_a_script_without_a_framework_has_no_backend(tmp_path: Path):
-    # In its own process: this one has imported torch and mlx for the other tests.
-    script = tmp_path / "plain.py"
-    script.write_text("print(sum(range(10)))\n")
-    out = tmp_path / "runs"
-    cmd = [sys.executable, "-m", "cnnprof.cli", "profile", "--telemetry", "none", "--out", str(out), "--", str(script)]
-    subprocess.run(cmd, check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    run_dir = only_run_dir(out)
+    run_dir = _profile(tmp_path, "print(sum(range(10)))\n")
     assert RunData(run_dir).record.backend.name == ""
     assert _cards((run_dir / "report.html").read_text())["backend"][0] == "?"
 
@@ -96,6 +90,21 @@ def test_detection_without_syncs_reads_the_frameworks_state(monkeypatch: pytest.
     assert detect_backend([]) == ("mlx", "gpu")
     monkeypatch.delitem(sys.modules, "mlx.core")
     assert detect_backend([]) is None
+
+
+def test_detection_prefers_the_framework_the_script_imported(monkeypatch: pytest.MonkeyPatch):
+    gpu = object()
+    mx = types.SimpleNamespace(gpu=gpu, default_device=lambda: types.SimpleNamespace(type=gpu))
+    torch = types.SimpleNamespace(cuda=types.SimpleNamespace(is_initialized=lambda: False))
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    monkeypatch.setitem(sys.modules, "mlx.core", mx)
+    assert detect_backend([], imported_before={"torch"}) == ("mlx", "gpu")
+    assert detect_backend([], imported_before={"mlx.core"}) == ("torch", "cpu")
+    assert detect_backend([_sync("mx.eval", "cpu")], imported_before={"mlx.core"}) == ("mlx", "cpu")
+    # On the CPU no torch read is a sync; the step hooks (a backward, a DataLoader) say torch trained.
+    hooks = [("hook", name, 0, 1, None, None, None, None) for name in ("backward", "data", "backward")]
+    assert detect_backend(hooks, imported_before={"torch", "mlx.core"}) == ("torch", "cpu")
+    assert detect_backend([("hook", "grad", 0, 1, None, None, None, None)]) == ("mlx", "gpu")
 
 
 def test_a_scripts_setup_steps_and_phases_are_in_the_phases_lane(tmp_path: Path):

@@ -137,3 +137,10 @@ def test_the_preemptions_lane_draws_the_metric(tmp_path: Path):
     assert [t["name"] for t in lane] == ["procfs training process"]
     other = build_timeline(RunData(make_run(tmp_path / "pm", epochs=1, telemetry=("powermetrics",))))
     assert not any(t.get("meta") == "preemptions" for t in other.figure["data"])  # no reading, no lane
+
+
+def test_a_report_of_dot_names_the_run_directory(tmp_path: Path, monkeypatch):
+    run_dir = make_run(tmp_path / "20240101-120000-mlx_gpu-synthetic", epochs=1, samples=False)
+    monkeypatch.chdir(run_dir)
+    text = build_report([Path(".")], tmp_path / "r.html").read_text()
+    assert "<p class='muted mono'>20240101-120000-mlx_gpu-synthetic · " in text

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 _MLX_SYNC_PREFIXES = ("mx.", "array.")
@@ -31,9 +31,11 @@ def _framework_of_sync(name: str) -> str:
     return "mlx" if name.startswith(_MLX_SYNC_PREFIXES) else "torch"
 
 
-def detect_backend(rows: Iterable[tuple[Any, ...]]) -> tuple[str, str] | None:
+def detect_backend(rows: Iterable[tuple[Any, ...]], imported_before: Collection[str] = ()) -> tuple[str, str] | None:
     """(framework, device), e.g. ("torch", "cuda") or ("mlx", "gpu"); None when the script used
-    neither framework. `rows` are the run's span rows (SpanRecorder.rows)."""
+    neither framework. `rows` are the run's span rows (SpanRecorder.rows); `imported_before` the
+    modules loaded before the script ran (a framework the script imported itself is the better
+    evidence in a process that had both loaded already: a notebook, a test)."""
     devices: Counter[tuple[str, str]] = Counter()
     trained: Counter[str] = Counter()
     for row in rows:
@@ -41,20 +43,26 @@ def detect_backend(rows: Iterable[tuple[Any, ...]]) -> tuple[str, str] | None:
             devices[(_framework_of_sync(row[1]), row[7]["device"])] += 1
         elif row[0] == "hook" and row[1] in _HOOK_FRAMEWORK:
             trained[_HOOK_FRAMEWORK[row[1]]] += 1
-    accelerated = [(key, n) for key, n in devices.most_common() if key[1] != "cpu"]
+    accelerated = [key for key, _ in devices.most_common() if key[1] != "cpu"]
     if accelerated:
-        return accelerated[0][0]
-    torch = sys.modules.get("torch")
+        return accelerated[0]
+    torch, mx = sys.modules.get("torch"), sys.modules.get("mlx.core")
     if torch is not None and _cuda_used(torch):
         return ("torch", "cuda")
-    mx = sys.modules.get("mlx.core")
     # On the CPU, reads are not syncs (not recorded): the step hooks say which framework trained.
-    used_mlx = trained["mlx"] > trained["torch"] or any(fw == "mlx" for fw, _ in devices)
-    if mx is not None and (used_mlx or torch is None):
+    if any(fw == "mlx" for fw, _ in devices):  # mx.eval is recorded on the CPU device too
+        return ("mlx", "cpu")
+    if mx is not None and trained["mlx"] > trained["torch"]:
         return ("mlx", _mlx_device(mx))
-    if torch is not None:
+    if torch is not None and trained["torch"] > trained["mlx"]:
         return ("torch", "cpu")
-    return None
+    # Nothing says which: the framework the script itself imported, else any that is loaded.
+    loaded = [(name, key, module) for name, key, module in (("torch", "torch", torch), ("mlx", "mlx.core", mx))]
+    loaded = sorted((item for item in loaded if item[2] is not None), key=lambda item: item[1] in imported_before)
+    if not loaded:
+        return None
+    name, _, module = loaded[0]
+    return (name, _mlx_device(module) if name == "mlx" else "cpu")
 
 
 def _cuda_used(torch: Any) -> bool:
