@@ -9,6 +9,7 @@ Vectorised with numpy so that a 30-epoch, 1.2 M-sample run is written in a few s
 
 from __future__ import annotations
 
+import json
 import marshal
 from pathlib import Path
 from typing import Any
@@ -183,6 +184,7 @@ def _spans(
     batch_ns: int,
     rng: np.random.Generator,
     sync_share: float = 0.05,
+    device: str = "gpu",
 ) -> dict[str, list[Any]]:
     parts = [(k, n, share * (1 - sync_share) / 0.95) for k, n, share in STEP_PARTS[:-1]]
     parts.append(("sync", "Tensor.item", sync_share))
@@ -241,7 +243,8 @@ def _spans(
         "epoch": [r[4] for r in rows],
         "batch": [r[5] for r in rows],
         "caller": [r[6] for r in rows],
-        "attrs": [None] * len(rows),
+        # As the sync hooks write them: the device each sync waited on.
+        "attrs": [json.dumps({"device": device}) if r[0] == "sync" else None for r in rows],
     }
 
 
@@ -404,7 +407,8 @@ def make_run(
     run of a profiled script (no dataset, model, summary; backend detected)."""
     rng = np.random.default_rng(seed)
     path.mkdir(parents=True, exist_ok=True)
-    spans = _spans(epochs, batches, val_batches, test_batches, single, int(batch_ms * MS), rng, sync_share)
+    device = {"mlx_gpu": "gpu", "torch_cuda": "cuda", "torch_mps": "mps"}.get(backend, "cpu")
+    spans = _spans(epochs, batches, val_batches, test_batches, single, int(batch_ms * MS), rng, sync_share, device)
     end_ns = max(spans["end_ns"]) + 200 * MS
     write_table(path / schema.SPANS, spans, schema.SPANS_SCHEMA)
 

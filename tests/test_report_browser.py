@@ -60,9 +60,11 @@ def browser() -> Iterator[Any]:
 class Page:
     """A report opened in the browser, with everything it logged and asked for."""
 
-    def __init__(self, context: Any, path: Path) -> None:
+    def __init__(self, context: Any, path: Path, viewport: dict[str, int] | None = None) -> None:
         self.url = path.resolve().as_uri()
         self.page = context.new_page()
+        if viewport:
+            self.page.set_viewport_size(viewport)
         self.errors: list[str] = []
         self.requests: list[str] = []
         self.dialogs: list[str] = []
@@ -72,7 +74,7 @@ class Page:
         self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
         # Anything but the page itself would be a network request: refuse it (and it is recorded above).
         self.page.route("**/*", lambda route: route.continue_() if route.request.url == self.url else route.abort())
-        self.page.goto(self.url)
+        self.page.goto(self.url, timeout=120_000)  # generous: a loaded 2-core CI machine parses plotly.js slowly
         self.page.wait_for_function("window.cnnprof && window.cnnprof.ready", timeout=45_000, polling=50)
 
     def js(self, expr: str, arg: Any = None) -> Any:
@@ -242,8 +244,6 @@ WINDOW_1280 = {"width": 1280, "height": 900}
 
 def _assert_fits(page: Page) -> None:
     """No horizontal scroll: not the page, not a table's scroll box."""
-    page.page.set_viewport_size(WINDOW_1280)
-    page.page.wait_for_timeout(300)  # plotly redraws on resize
     width = page.js("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
     assert width[0] <= width[1] == 1280, width
     boxes = page.js("Array.from(document.querySelectorAll('.scroll')).map(e => [e.scrollWidth, e.clientWidth])")
@@ -267,11 +267,11 @@ def test_reports_fit_a_1280_px_window(browser: Any, run_dir: Path, tmp_path: Pat
     )
     cpu = make_run(tmp_path / "cpu", epochs=3, backend="torch_cpu", seed=3, telemetry=("procfs",), samples=False)
 
-    page = Page(browser, build_report([run_dir], tmp_path / "run.html"))
+    page = Page(browser, build_report([run_dir], tmp_path / "run.html"), WINDOW_1280)
     _assert_fits(page)
     page.page.close()
 
-    page = Page(browser, build_report([script], tmp_path / "script.html"))
+    page = Page(browser, build_report([script], tmp_path / "script.html"), WINDOW_1280)
     _assert_fits(page)
     cards = _cards(page)
     assert "train_my_model.py" in cards["script"] and "--lr 0.1" in cards["script"]
@@ -281,7 +281,7 @@ def test_reports_fit_a_1280_px_window(browser: Any, run_dir: Path, tmp_path: Pat
     page.assert_clean()
     page.page.close()
 
-    page = Page(browser, build_report([run_dir, cpu, script], tmp_path / "compare.html"))
+    page = Page(browser, build_report([run_dir, cpu, script], tmp_path / "compare.html"), WINDOW_1280)
     _assert_fits(page)
     page.assert_clean()
     page.page.close()
