@@ -23,7 +23,7 @@ from cnnprof.reports.timeline import build_timeline
 from cnnprof.traces import schema
 from cnnprof.traces.flame import OWN_FUNCTION, function_matrix, is_own_frame
 from cnnprof.traces.reader import RunData
-from cnnprof.traces.writer import write_json
+from cnnprof.traces.writer import write_json, write_table
 
 
 def test_own_frames_are_cnnprofs_machinery_not_its_training_loops():
@@ -70,6 +70,9 @@ def test_folding_takes_own_frames_out_and_moves_the_rest_up():
 def test_the_report_folds_own_frames_but_the_run_directory_keeps_them(tmp_path: Path):
     run_dir = make_run(tmp_path / "run", epochs=1, cprofile=False)
     write_json(run_dir / schema.STACKS, STACKS)
+    ms = 1_000_000
+    samples = {"t_ns": [10 * ms, 20 * ms, 30 * ms], "dt_ns": [ms, ms, ms], "stack_id": [0, 1, 2]}
+    write_table(run_dir / schema.SAMPLES, samples, schema.SAMPLES_SCHEMA)
     timeline = build_timeline(RunData(run_dir))
     stacks = timeline.data["stacks"]
     func = np.frombuffer(base64.b64decode(stacks["tree"]["func"]["b64"]), dtype="<u2")  # each node's function
