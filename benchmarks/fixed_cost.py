@@ -1,7 +1,7 @@
 """The fixed cost of observation: what `cnnprof profile` adds to a script's wall time before the
 script starts and after it ends, against plain `python SCRIPT` (issue 11: under 0.5 s).
 
-    python benchmarks/fixed_cost.py [--repeats 3] [--seconds 10] [--root DIR]
+    python benchmarks/fixed_cost.py [--repeats 3] [--seconds 10] [--root DIR ...]
 
 Two scripts: an empty one and one that runs Python for `--seconds` of wall time. Each is run as
 `python SCRIPT`, `cnnprof profile --no-report -- SCRIPT` and `cnnprof profile -- SCRIPT`, in turn,
@@ -14,8 +14,9 @@ run's last write of run.json (its mtime) marks the end of the observation, so ea
 * explain: from there to the exit (the diagnosis, report.html unless --no-report, the exit).
 
 Plain python has a start and an exit (its stop). cnnprof's own cost is its start + stop minus
-python's start + stop; the explanation is printed next to it. Medians are printed. `--root`
-runs another checkout's cnnprof (the before figure: `--root /path/to/older/checkout`).
+python's start + stop; the explanation is printed next to it. Medians are printed. Each `--root`
+is a checkout whose cnnprof runs (default: this one); several are run in turn, repeat by repeat,
+so that a before and an after see the same load (`--root /older/checkout --root .`).
 """
 
 from __future__ import annotations
@@ -56,9 +57,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[1])
+    parser.add_argument("--root", type=Path, action="append")
     args = parser.parse_args()
-    env = {**os.environ, "PYTHONPATH": str(args.root.resolve())}
+    roots = [r.resolve() for r in args.root or [Path(__file__).resolve().parents[1]]]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "runs"
         configs = {
@@ -69,21 +70,24 @@ def main() -> None:
                                            "--", str(s)],
         }
         print(f"{platform.node()} {platform.platform()} python {platform.python_version()}, "
-              f"cnnprof from {args.root}, {args.repeats} repeats, {time.strftime('%Y-%m-%d %H:%M')}")
+              f"{args.repeats} repeats, {time.strftime('%Y-%m-%d %H:%M')}")
         for name, seconds in (("empty script", 0.0), (f"{args.seconds:g} s script", args.seconds)):
             script = Path(tmp) / f"script_{seconds:g}.py"
             script.write_text(SCRIPT.format(seconds=seconds))
-            got: dict[str, list[tuple[float, float, float]]] = {c: [] for c in configs}
+            got: dict[tuple[Path, str], list[tuple[float, float, float]]] = {}
             for _ in range(args.repeats):
-                for config, cmd in configs.items():
-                    got[config].append(timed(cmd(script), env, out))
-            med = {c: tuple(statistics.median(x[i] for x in v) for i in range(3)) for c, v in got.items()}
-            base = med["python"][0] + med["python"][1] + med["python"][2]
-            print(f"\n{name}")
-            print(f"  {'':22} {'start s':>8} {'stop s':>8} {'explain s':>10} {'own s':>7}")
-            for config, (start, stop, explain) in med.items():
-                own = start + stop - base if config != "python" else 0.0
-                print(f"  {config:22} {start:8.3f} {stop:8.3f} {explain:10.3f} {own:7.3f}")
+                for root in roots:
+                    env = {**os.environ, "PYTHONPATH": str(root)}
+                    for config, cmd in configs.items():
+                        got.setdefault((root, config), []).append(timed(cmd(script), env, out))
+            for root in roots:
+                med = {c: tuple(statistics.median(x[i] for x in got[(root, c)]) for i in range(3)) for c in configs}
+                base = sum(med["python"])
+                print(f"\n{name}, cnnprof from {root}")
+                print(f"  {'':22} {'start s':>8} {'stop s':>8} {'explain s':>10} {'own s':>7}")
+                for config, (start, stop, explain) in med.items():
+                    own = start + stop - base if config != "python" else 0.0
+                    print(f"  {config:22} {start:8.3f} {stop:8.3f} {explain:10.3f} {own:7.3f}")
 
 
 if __name__ == "__main__":

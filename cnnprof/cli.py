@@ -253,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # -- run ---------------------------------------------------------------------------------------
-def _observers(args: argparse.Namespace) -> list[Any]:
+def _observers(args: argparse.Namespace, spawned: Any = None) -> list[Any]:
     from .profiler.observers import standard_observers
 
     return standard_observers(
@@ -261,7 +261,23 @@ def _observers(args: argparse.Namespace) -> list[Any]:
         profile_interval_ms=args.profile_interval_ms,
         telemetry=args.telemetry,
         telemetry_interval_ms=args.telemetry_interval_ms,
+        spawned=spawned,
     )
+
+
+def _spawn_telemetry(args: argparse.Namespace, label: str) -> Any:
+    """The run directory and its telemetry sampler, first thing: the sampler's start-up (a Python
+    process that probes its sources, ~0.3 s) then runs while cnnprof imports the rest (pyarrow,
+    the hooks). Returns the TelemetryObserver; its `handle.run_dir` is the run directory."""
+    from .profiler.observers import TelemetryObserver
+    from .profiler.rundir import make_run_dir
+    from .profiler.telemetry.registry import check_interval, parse_sources
+
+    parse_sources(args.telemetry)  # a wrong option fails before the run directory exists
+    check_interval(args.telemetry_interval_ms)
+    observer = TelemetryObserver(args.telemetry, args.telemetry_interval_ms)
+    observer.spawn(make_run_dir(args.out, label))
+    return observer
 
 
 _STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
@@ -602,11 +618,8 @@ def _end_rank(job_dir: Path, rank: Any, session: Any, write_report: bool) -> Non
 
 @_stopped_by_signals
 def cmd_profile(args: argparse.Namespace) -> int:
-    from .api import observing
-    from .profiler.distributed import detect_rank, rank_observers
+    from .profiler.distributed import detect_rank
     from .profiler.script import check_user_code, run_user_code, user_traceback
-    from .profiler.session import RunSession, SessionOptions
-    from .traces.record import Script
 
     if args.module is not None:
         if not args.module:
@@ -623,18 +636,26 @@ def cmd_profile(args: argparse.Namespace) -> int:
         if rank is not None:
             raise UserError("--nproc-per-node launches the ranks; under torchrun leave it out")
         return _profile_job(args, target, user_args, module)
-    observers = _observers(args)
-    job_dir = run_dir = None
+    label = target if module else Path(target).stem
+    spawned = _spawn_telemetry(args, label) if rank is None else None
+    from .api import observing
+    from .profiler.distributed import rank_observers
+    from .profiler.session import RunSession, SessionOptions
+    from .traces.record import Script
+
+    observers = _observers(args, spawned)
+    job_dir = None
+    run_dir = spawned.handle.run_dir if spawned else None
     if rank is not None:
         from .profiler.torchrun import default_job_dir, make_rank_dir
 
-        job_dir = args.job_dir or default_job_dir(args.out, target if module else Path(target).stem, rank)
+        job_dir = args.job_dir or default_job_dir(args.out, label, rank)
         run_dir = make_rank_dir(job_dir, rank)
         observers = rank_observers(observers, rank, job_dir)
     opts = SessionOptions(
         out_root=args.out,
         kind="script",
-        label=target if module else Path(target).stem,
+        label=label,
         argv=sys.argv,
         script=Script(path=target, module=module, argv=user_args),
         config={

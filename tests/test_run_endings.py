@@ -59,3 +59,28 @@ def test_the_stop_signal_handlers_last_only_as_long_as_the_command(tmp_path: Pat
     args = ["profile", "--telemetry", "none", "--profiler", "none", "--no-report", "--out", str(out)]
     assert main([*args, "--", str(script)]) == 0
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)) == before
+
+
+def test_profile_starts_the_telemetry_sampler_before_its_heavy_imports(tmp_path: Path) -> None:
+    """The sampler's start-up (its own interpreter and probes) overlaps cnnprof's imports of
+    pyarrow and the hooks, instead of adding to them (benchmarks/fixed_cost.py)."""
+    script = tmp_path / "empty.py"
+    script.write_text("")
+    probe = f"""
+import sys
+import cnnprof.profiler.telemetry as telemetry
+spawn = telemetry.spawn_sampler
+seen = []
+def spy(*args, **kwargs):
+    seen.append(sorted({{"pyarrow", "cnnprof.profiler.session"}} & set(sys.modules)))
+    return spawn(*args, **kwargs)
+telemetry.spawn_sampler = spy
+from cnnprof.cli import main
+out = {str(tmp_path / "runs")!r}
+code = main(["profile", "--telemetry", "procfs", "--no-report", "--out", out, "--", {str(script)!r}])
+print("SEEN", seen, code)
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
+    assert "SEEN [[]] 0" in done.stdout, done.stdout + done.stderr
+    assert read_meta(only_run_dir(tmp_path / "runs"))["telemetry"]["sources"]["procfs"] == "ok"

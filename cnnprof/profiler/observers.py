@@ -6,9 +6,8 @@ The stack profiler and the sync hooks are observers of their own (stacks.py, syn
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from ..traces import schema
 
 if TYPE_CHECKING:
     from .session import RunSession
@@ -26,10 +25,18 @@ class TelemetryObserver:
         self.interval_ms = interval_ms
         self.handle: SamplerHandle | None = None
 
-    def start(self, session: RunSession) -> None:
-        from .telemetry import start_sampler
+    def spawn(self, run_dir: Path) -> None:
+        """Starts the sampler process now, before the session (whose run directory `run_dir` must
+        be): its start-up then overlaps the rest of cnnprof's (benchmarks/fixed_cost.py)."""
+        from .telemetry import spawn_sampler
 
-        self.handle = start_sampler(session.run_dir, self.sources, self.interval_ms, session.t0_perf_ns)
+        self.handle = spawn_sampler(run_dir, self.sources, self.interval_ms)
+
+    def start(self, session: RunSession) -> None:
+        if self.handle is None:
+            self.spawn(session.run_dir)
+        assert self.handle is not None
+        self.handle.attach(session.t0_perf_ns)
 
     def stop(self, session: RunSession) -> dict[str, Any]:
         assert self.handle is not None
@@ -41,6 +48,8 @@ class TelemetryObserver:
     @staticmethod
     def _add_epoch_energy(session: RunSession) -> None:
         """`energy_j.<source>.<metric>` per epoch, over the epoch's training phase."""
+        from ..traces import schema  # pyarrow: not needed until the run's end
+
         path = session.run_dir / schema.TELEMETRY
         if not session.metric_rows or not path.exists():
             return
@@ -64,11 +73,17 @@ class TelemetryObserver:
 
 
 def standard_observers(
-    *, profiler: str, profile_interval_ms: float, telemetry: str, telemetry_interval_ms: int
+    *,
+    profiler: str,
+    profile_interval_ms: float,
+    telemetry: str,
+    telemetry_interval_ms: int,
+    spawned: TelemetryObserver | None = None,
 ) -> list[Any]:
     """The observers of a run from its options. Started in this order, stopped in reverse: the
     sampler outlives the hooks and the stack profiler, so it sees the whole run. A wrong source
-    name or interval is a `UserError` here, before the run directory exists."""
+    name or interval is a `UserError` here, before the run directory exists. `spawned` is a
+    telemetry observer already started with `spawn` (`cnnprof profile` starts it first)."""
     from .stacks import StackObserver
     from .steps import StepHookObserver
     from .sync import SyncHookObserver
@@ -76,7 +91,8 @@ def standard_observers(
 
     parse_sources(telemetry)
     check_interval(telemetry_interval_ms)
-    observers: list[Any] = [TelemetryObserver(telemetry, telemetry_interval_ms), SyncHookObserver(), StepHookObserver()]
+    sampler = spawned or TelemetryObserver(telemetry, telemetry_interval_ms)
+    observers: list[Any] = [sampler, SyncHookObserver(), StepHookObserver()]
     if profiler != "none":
         observers.append(StackObserver(profiler, profile_interval_ms))
     return observers

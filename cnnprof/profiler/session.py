@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .. import __version__
-from ..errors import UserError
 from ..traces import schema
 from ..traces.record import Host, RunRecord, Script, write_record
 from ..traces.streams import SPANS_STREAM, LineStream
 from ..traces.writer import non_finite_paths, write_table
 from .flusher import StreamFlusher
 from .host import host_info
+from .rundir import make_run_dir
 from .spans import SpanRecorder
 
 
@@ -55,27 +55,6 @@ class SessionOptions:
     config: dict[str, Any] = field(default_factory=dict)
     script: Script | None = None  # what `cnnprof profile` runs
     run_dir: Path | None = None  # this directory, made already (a rank's in its job), not a new one
-
-
-def _make_run_dir(out_root: Path, label: str) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    safe_label = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
-    try:
-        out_root.mkdir(parents=True, exist_ok=True)
-        for n in range(1, 1000):
-            # Runs started in the same second (cnnprof bench) get -2, -3, ...
-            path = out_root / (f"{stamp}-{safe_label}" + (f"-{n}" if n > 1 else ""))
-            try:
-                path.mkdir()
-                return path
-            except FileExistsError:
-                continue
-    except OSError as exc:
-        raise UserError(
-            f"cannot write run directory under {out_root}: {exc.strerror or exc}; "
-            "pass a writable folder with --out"
-        ) from None
-    raise UserError(f"too many runs named {label} in {out_root} this second; pass another --out")
 
 
 # The sessions of this process, for the fork handler below.
@@ -108,7 +87,7 @@ class RunSession:
         self.metric_rows: list[dict[str, Any]] = []
         self.inference_rows: list[dict[str, Any]] = []
         self.record = RunRecord(t0_perf_ns=0)
-        self.run_dir = opts.run_dir or _make_run_dir(opts.out_root, opts.label)
+        self.run_dir = opts.run_dir or make_run_dir(opts.out_root, opts.label)
         self.t0_perf_ns = 0
         self.flusher = StreamFlusher()
         self._span_stream: LineStream | None = None

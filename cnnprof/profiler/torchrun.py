@@ -29,7 +29,7 @@ import cnnprof
 from ..errors import UserError
 from ..traces import job
 from .distributed import RankInfo
-from .session import _make_run_dir
+from .rundir import make_run_dir
 
 
 def _safe(label: str) -> str:
@@ -96,7 +96,7 @@ def launch_job(
     if nnodes > 1 and not rdzv_endpoint:
         raise UserError("--nnodes > 1 needs --rdzv-endpoint HOST:PORT (the same on every node) and a shared --job-dir")
     if job_dir is None:
-        job_dir = _make_run_dir(out_root, f"{label}-job")
+        job_dir = make_run_dir(out_root, f"{label}-job")
     cmd = launcher_command(job_dir, nproc_per_node, nnodes, rdzv_endpoint, rank_args, target)
     job.update_job(
         job_dir,

@@ -8,7 +8,14 @@ powermetrics (macOS). A metric is named within its source; `<source>.<metric>` n
 
 from ...traces.nvml_codes import decode_clock_event_reasons
 from .base import SourceStatus
-from .launcher import SamplerHandle, TelemetryResult, available_sources, merge_stream, start_sampler
+from .launcher import (
+    SamplerHandle,
+    TelemetryResult,
+    available_sources,
+    merge_stream,
+    spawn_sampler,
+    start_sampler,
+)
 from .powermetrics import parse_powermetrics_command
 from .registry import SOURCE_NAMES
 from .stream import read_stream
@@ -23,5 +30,6 @@ __all__ = [
     "merge_stream",
     "parse_powermetrics_command",
     "read_stream",
+    "spawn_sampler",
     "start_sampler",
 ]

@@ -78,6 +78,11 @@ class SamplerHandle:
         status = read_status(self.stream) or {}
         return {name: _label(entry) for name, entry in status.get("sources", {}).items()}
 
+    def attach(self, t0_perf_ns: int) -> None:
+        """The run's clock anchor (the merge's t0); waits until the sampler has probed its sources."""
+        self._t0 = t0_perf_ns
+        self.wait_for_status(STATUS_TIMEOUT_S)
+
     def wait_for_status(self, timeout_s: float) -> bool:
         """True once the sampler has probed its sources; False if it died first or took too long."""
         deadline = time.monotonic() + timeout_s
@@ -150,7 +155,15 @@ def merge_stream(
 
 def start_sampler(run_dir: Path, sources: str, interval_ms: int, t0_perf_ns: int) -> SamplerHandle:
     """Starts the sampler process for `sources` ("auto", "none" or "a,b") and waits until it has
-    probed them (see `SamplerHandle.sources`).
+    probed them (see `SamplerHandle.sources`)."""
+    handle = spawn_sampler(run_dir, sources, interval_ms)
+    handle.attach(t0_perf_ns)
+    return handle
+
+
+def spawn_sampler(run_dir: Path, sources: str, interval_ms: int) -> SamplerHandle:
+    """Starts the sampler process and returns at once; `attach` (the run's clock anchor) then
+    waits for its probes. Started early, its start-up overlaps the caller's own.
 
     Call it from the main thread (or one that lives as long as the run): on Linux the sampler
     asks for SIGTERM when the thread that started it ends (PR_SET_PDEATHSIG follows the thread).
@@ -159,7 +172,7 @@ def start_sampler(run_dir: Path, sources: str, interval_ms: int, t0_perf_ns: int
     check_interval(interval_ms)
     run_dir = Path(run_dir)
     if not names:
-        return SamplerHandle(run_dir, None, [], t0_perf_ns)
+        return SamplerHandle(run_dir, None, [], 0)
     run_dir.mkdir(parents=True, exist_ok=True)
     stream = run_dir / STREAM_NAME
     for stale in (stream, status_path(stream), log_path(stream)):
@@ -192,9 +205,7 @@ def start_sampler(run_dir: Path, sources: str, interval_ms: int, t0_perf_ns: int
             # then stops the sampler (and its powermetrics child) in order.
             start_new_session=True,
         )
-    handle = SamplerHandle(run_dir, process, names, t0_perf_ns)
-    handle.wait_for_status(STATUS_TIMEOUT_S)
-    return handle
+    return SamplerHandle(run_dir, process, names, 0)
 
 
 def available_sources() -> dict[str, SourceStatus]:
