@@ -406,6 +406,34 @@ def test_archive_placed_by_hand_must_match_its_checksum(tmp_path: Path) -> None:
         download_dataset("cifar10", tmp_path, progress=False)
 
 
+def test_offline_with_the_archive_in_place_unpacks_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--offline never fetches, but an archive the user put there is theirs to use: it is verified
+    and unpacked, not answered with "put the archive there"."""
+    source = tmp_path / "source"
+    write_cifar10(source)
+    members = [(tarfile.TarInfo("cifar-10-batches-py"), b"")]
+    members[0][0].type = tarfile.DIRTYPE
+    for path in sorted((source / "cifar-10-batches-py").iterdir()):
+        members.append((tarfile.TarInfo(f"cifar-10-batches-py/{path.name}"), path.read_bytes()))
+    folder = tmp_path / "store" / "cifar10"
+    folder.mkdir(parents=True)
+    (folder / "cifar-10-python.tar.gz").write_bytes(tar_gz(members))
+    fake = data._CIFAR_SOURCES["cifar10"]
+    md5 = md5_of(folder / "cifar-10-python.tar.gz")
+    monkeypatch.setitem(data._CIFAR_SOURCES, "cifar10", data._CifarSource(**{**vars(fake), "archive_md5": md5}))
+    assert len(load_dataset("cifar10", tmp_path / "store", download=False).x_train) == 27
+    assert (folder / "cifar-10-python.tar.gz").exists()  # the user's own copy stays
+
+
+def test_offline_with_a_damaged_archive_says_so(tmp_path: Path) -> None:
+    folder = tmp_path / "cifar10"
+    folder.mkdir()
+    (folder / "cifar-10-python.tar.gz").write_bytes(b"not a tar")
+    with pytest.raises(UserError, match="does not match its published checksum") as raised:
+        load_dataset("cifar10", tmp_path, download=False)
+    assert "put " not in str(raised.value)
+
+
 # --- synthetic data -----------------------------------------------------------------------------
 
 

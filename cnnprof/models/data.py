@@ -613,6 +613,8 @@ def load_dataset(
                 download_dataset(name, data_dir, progress)
             except UserError as exc:
                 reason = f" (download failed: {exc})"
+        elif name in _CIFAR_SOURCES and (folder / _CIFAR_SOURCES[name].archive).is_file():
+            download_dataset(name, data_dir, progress)  # offline: the archive is here, unpack it (no fetch)
         missing = _missing_files(name, folder)
         if missing:
             raise UserError(
