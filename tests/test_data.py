@@ -347,17 +347,21 @@ def tar_gz(members: list[tuple[tarfile.TarInfo, bytes]]) -> bytes:
     return buffer.getvalue()
 
 
-def test_cifar_archive_is_fetched_unpacked_and_removed(
-    tmp_path: Path, mirror: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    served, url = mirror
-    source = tmp_path / "source"
+def cifar_tar_gz(source: Path) -> bytes:
+    """A CIFAR-10 archive of the small fixture batches (written under `source`)."""
     write_cifar10(source)
     members = [(tarfile.TarInfo("cifar-10-batches-py"), b"")]
     members[0][0].type = tarfile.DIRTYPE
     for path in sorted((source / "cifar-10-batches-py").iterdir()):
         members.append((tarfile.TarInfo(f"cifar-10-batches-py/{path.name}"), path.read_bytes()))
-    (served / "cifar-10-python.tar.gz").write_bytes(tar_gz(members))
+    return tar_gz(members)
+
+
+def test_cifar_archive_is_fetched_unpacked_and_removed(
+    tmp_path: Path, mirror: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served, url = mirror
+    (served / "cifar-10-python.tar.gz").write_bytes(cifar_tar_gz(tmp_path / "source"))
     fake = data._CIFAR_SOURCES["cifar10"]
     monkeypatch.setitem(
         data._CIFAR_SOURCES,
@@ -409,15 +413,9 @@ def test_archive_placed_by_hand_must_match_its_checksum(tmp_path: Path) -> None:
 def test_offline_with_the_archive_in_place_unpacks_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """--offline never fetches, but an archive the user put there is theirs to use: it is verified
     and unpacked, not answered with "put the archive there"."""
-    source = tmp_path / "source"
-    write_cifar10(source)
-    members = [(tarfile.TarInfo("cifar-10-batches-py"), b"")]
-    members[0][0].type = tarfile.DIRTYPE
-    for path in sorted((source / "cifar-10-batches-py").iterdir()):
-        members.append((tarfile.TarInfo(f"cifar-10-batches-py/{path.name}"), path.read_bytes()))
     folder = tmp_path / "store" / "cifar10"
     folder.mkdir(parents=True)
-    (folder / "cifar-10-python.tar.gz").write_bytes(tar_gz(members))
+    (folder / "cifar-10-python.tar.gz").write_bytes(cifar_tar_gz(tmp_path / "source"))
     fake = data._CIFAR_SOURCES["cifar10"]
     md5 = md5_of(folder / "cifar-10-python.tar.gz")
     monkeypatch.setitem(data._CIFAR_SOURCES, "cifar10", data._CifarSource(**{**vars(fake), "archive_md5": md5}))
