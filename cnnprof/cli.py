@@ -79,7 +79,8 @@ def add_observation_options(p: argparse.ArgumentParser) -> None:
         default="auto",
         metavar="auto|none|LIST",
         help="hardware sources to sample in a separate process: auto (all that work here), none, "
-        "or a comma list of powermetrics,nvml,procfs,rapl (default: auto)",
+        "or a comma list of macmon,powermetrics,nvml,procfs,rapl; auto takes macmon over powermetrics "
+        "(no sudo) (default: auto)",
     )
     g.add_argument(
         "--telemetry-interval-ms",

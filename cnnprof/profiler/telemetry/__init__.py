@@ -2,8 +2,8 @@
 file, which `SamplerHandle.stop()` merges into the run's `telemetry.parquet`.
 
 Sources (`SOURCE_NAMES`): procfs (psutil, any OS), rapl (Linux powercap), nvml (NVIDIA),
-powermetrics (macOS). A metric is named within its source; `<source>.<metric>` names it alone
-(run.json's metric table and traces/energy.py use that).
+macmon (macOS, no sudo), powermetrics (macOS, sudo). A metric is named within its source;
+`<source>.<metric>` names it alone (run.json's metric table and traces/energy.py use that).
 """
 
 from ...traces.nvml_codes import decode_clock_event_reasons

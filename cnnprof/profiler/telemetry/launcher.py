@@ -188,7 +188,7 @@ def spawn_sampler(run_dir: Path, sources: str, interval_ms: int) -> SamplerHandl
         "--out",
         str(stream),
         "--sources",
-        ",".join(names),
+        "auto" if sources.strip() == "auto" else ",".join(names),  # auto also says: prefer macmon
         "--interval-ms",
         str(interval_ms),
         "--parent-pid",

@@ -19,7 +19,6 @@ Choices worth knowing:
 
 from __future__ import annotations
 
-import collections
 import csv
 import logging
 import math
@@ -27,16 +26,14 @@ import os
 import plistlib
 import re
 import shutil
-import subprocess
 import sys
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from ...errors import UserError
-from .base import MetricTable, Reading, Source, SourceConfig, SourceStatus, describe, unavailable
+from .base import MetricTable, SourceConfig, SourceStatus, describe, unavailable
+from .piped import PipedSource
 
 log = logging.getLogger(__name__)
 
@@ -247,8 +244,8 @@ def _sudoers_fix(executable: str) -> str:
     return f'echo "$USER ALL=(root) NOPASSWD: {executable}" | sudo tee /etc/sudoers.d/cnnprof'
 
 
-class PowermetricsSource(Source):
-    """Runs powermetrics as a child process; a thread reads its stdout as documents arrive."""
+class PowermetricsSource(PipedSource):
+    """Runs powermetrics as a child process (piped.py reads its stdout as documents arrive)."""
 
     name = "powermetrics"
 
@@ -265,13 +262,7 @@ class PowermetricsSource(Source):
         self._require_macos = require_macos
         self._executable = executable
         self._sudo = os.geteuid() != 0 if sudo is None else sudo  # root needs no sudo
-        self._proc: subprocess.Popen[bytes] | None = None
         self._parser = PowermetricsParser()
-        self._samples: collections.deque[tuple[int, PowermetricsSample]] = collections.deque()
-        self._stderr: collections.deque[str] = collections.deque(maxlen=20)
-        self._first = threading.Event()
-        self._closing = False
-        self._threads: list[threading.Thread] = []
 
     def command(self) -> tuple[list[str], str] | SourceStatus:
         """(command line, absolute path of powermetrics), or why there is none."""
@@ -296,82 +287,18 @@ class PowermetricsSource(Source):
         if isinstance(resolved, SourceStatus):
             return resolved
         cmd, executable = resolved
-        try:
-            self._proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0
-            )
-        except OSError as exc:
-            return unavailable(f"cannot start powermetrics: {exc}")
-        readers = ((self._read_stdout, self._proc.stdout), (self._read_stderr, self._proc.stderr))
-        for target, stream in readers:
-            thread = threading.Thread(target=target, args=(stream,), daemon=True)
-            thread.start()
-            self._threads.append(thread)
-        # sudo -n without a rule fails at once; a working powermetrics runs until its first window
-        # ends. Waiting for either, at most a second, tells them apart without a second process.
-        deadline = time.monotonic() + 1.0
-        while self._proc.poll() is None and not self._first.wait(0.02):
-            if time.monotonic() > deadline:
-                break
-        if self._proc.poll() is None or self._samples:
+        why = self.start(cmd)  # sudo -n without a rule fails at once
+        if why is None:
             return SourceStatus(True)
-        for thread in self._threads:
-            thread.join(1.0)
-        why = self._stderr_tail() or f"exit code {self._proc.returncode}"
         if cmd[0] == executable:
             return unavailable(f"powermetrics failed: {why}")
         return unavailable(f"sudo -n powermetrics failed: {why}", _sudoers_fix(executable))
 
-    def _read_stdout(self, stream: Any) -> None:
-        while chunk := stream.read(65536):
-            now = time.perf_counter_ns()
-            for sample in self._parser.feed(chunk):
-                self._samples.append((now, sample))
-                self._first.set()
-        if not self._closing:  # stopped by us, a cut last document is expected, not worth a warning
-            self._parser.close()
+    def feed(self, chunk: bytes) -> list[dict[str, float]]:
+        return [sample.values for sample in self._parser.feed(chunk)]
 
-    def _read_stderr(self, stream: Any) -> None:
-        for line in stream:
-            if text := line.decode("utf-8", "replace").strip():
-                self._stderr.append(text)
-
-    def _stderr_tail(self) -> str:
-        return " | ".join(list(self._stderr)[-3:])
-
-    def read(self, now_ns: int, final: bool = False) -> list[Reading]:
-        rows: list[Reading] = []
-        while self._samples:
-            t_ns, sample = self._samples.popleft()
-            rows += [(t_ns, metric, value) for metric, value in sample.values.items()]
-        if not rows and not final and self._proc is not None and not self._threads[0].is_alive():
-            # stdout is closed and drained: powermetrics is gone. Its last words, then its code.
-            self._threads[1].join(1.0)
-            try:
-                code: int | None = self._proc.wait(1.0)
-            except subprocess.TimeoutExpired:
-                code = None
-            raise RuntimeError(f"powermetrics exited (code {code}): {self._stderr_tail() or 'no message'}")
-        return rows
-
-    def close(self) -> None:
-        proc = self._proc
-        if proc is None:
-            return
-        self._closing = True
-        if proc.poll() is None:
-            proc.terminate()  # sudo passes SIGTERM on to powermetrics
-            try:
-                proc.wait(2.0)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for thread in self._threads:
-            thread.join(1.0)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
-        self._proc = None
+    def end_of_stream(self) -> None:
+        self._parser.close()
 
 
 def parse_capture(data: bytes) -> tuple[list[tuple[float, dict[str, float]]], int]:

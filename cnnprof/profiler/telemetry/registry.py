@@ -6,6 +6,7 @@ import logging
 
 from ...errors import UserError
 from .base import Source, SourceConfig, SourceStatus, unavailable
+from .macmon import MacmonSource
 from .nvml import NvmlSource
 from .powermetrics import PowermetricsSource
 from .procfs import ProcfsSource
@@ -18,8 +19,12 @@ SOURCES: dict[str, type[Source]] = {
     "procfs": ProcfsSource,
     "rapl": RaplSource,
     "nvml": NvmlSource,
+    "macmon": MacmonSource,
     "powermetrics": PowermetricsSource,
 }
+# With `auto`, a source here is probed only when the one it names does not work: macmon reads
+# what powermetrics reads, without sudo. Named explicitly, both run (and can be compared).
+FALLBACKS: dict[str, str] = {"powermetrics": "macmon"}
 SOURCE_NAMES = tuple(SOURCES)
 # Below 10 ms the sampler's own reads (ms on a many-core machine) are a large part of the cycle;
 # above 5 s a phase of a small run could fall between two samples.
@@ -50,12 +55,21 @@ def check_interval(interval_ms: int) -> None:
         raise UserError(f"telemetry interval {interval_ms} ms is out of range: pass {low}..{high}")
 
 
-def probe_all(names: list[str], config: SourceConfig) -> tuple[dict[str, Source], dict[str, SourceStatus]]:
+def probe_all(
+    names: list[str], config: SourceConfig, *, fallbacks: dict[str, str] | None = None
+) -> tuple[dict[str, Source], dict[str, SourceStatus]]:
     """Probes each named source: (the ones that work, every one's status). A failed one is
-    already closed; the caller closes the working ones."""
+    already closed; the caller closes the working ones. A source in `fallbacks` is skipped when
+    the source it falls back from works (the preferred one is probed first: SOURCES' order)."""
     working: dict[str, Source] = {}
     statuses: dict[str, SourceStatus] = {}
     for name in names:
+        preferred = (fallbacks or {}).get(name)
+        if preferred in working:
+            statuses[name] = unavailable(
+                f"{preferred} is sampled instead", f"--telemetry {preferred},{name} samples both"
+            )
+            continue
         source = SOURCES[name](config)
         try:
             status = source.probe()

@@ -24,7 +24,7 @@ from typing import Any
 
 from ...errors import UserError
 from .base import Source, SourceConfig, SourceStatus
-from .registry import check_interval, parse_sources, probe_all
+from .registry import FALLBACKS, check_interval, parse_sources, probe_all
 from .stream import StreamWriter, write_status
 
 log = logging.getLogger(__name__)
@@ -137,9 +137,9 @@ def sample(
             on_failure(name, exc)
 
 
-def run(out: Path, names: list[str], interval_ms: int, parent_pid: int) -> int:
+def run(out: Path, names: list[str], interval_ms: int, parent_pid: int, *, auto: bool = False) -> int:
     stop = StopSignal(parent_pid)  # first: from here on SIGTERM is a clean stop
-    sources, statuses = probe_all(names, SourceConfig(interval_ms, parent_pid))
+    sources, statuses = probe_all(names, SourceConfig(interval_ms, parent_pid), fallbacks=FALLBACKS if auto else None)
     writer = StreamWriter(out)
     status = _status_json(os.getpid(), interval_ms, statuses, sources)
     write_status(out, status)
@@ -170,4 +170,4 @@ def main(argv: list[str] | None = None) -> int:
         check_interval(args.interval_ms)
     except UserError as exc:
         parser.error(str(exc))
-    return run(args.out, names, args.interval_ms, args.parent_pid)
+    return run(args.out, names, args.interval_ms, args.parent_pid, auto=args.sources.strip() == "auto")

@@ -16,6 +16,7 @@ from ...traces.reader import RunData
 from ..findings import SEVERITIES, SEVERITY_RANK, Diagnosis, Finding
 from .context import RunView
 from .device_idle import rule_device_idle
+from .gpu_clock import rule_gpu_clock_sources
 from .input import rule_input
 from .lazy_graph import rule_lazy_graph
 from .render import diagnosis_json, diagnosis_table
@@ -33,6 +34,7 @@ RULES: tuple[Rule, ...] = (
     rule_lazy_graph,
     rule_warmup,
     rule_throttling,
+    rule_gpu_clock_sources,
 )
 
 __all__ = ["RULES", "Diagnosis", "RunView", "diagnose", "diagnosis_json", "diagnosis_table"]
