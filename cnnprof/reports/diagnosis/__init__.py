@@ -19,6 +19,7 @@ from .device_idle import rule_device_idle
 from .gpu_clock import rule_gpu_clock_sources
 from .input import rule_input
 from .lazy_graph import rule_lazy_graph
+from .recompiles import rule_recompiles
 from .render import diagnosis_json, diagnosis_table
 from .sync import rule_sync
 from .throttling import rule_throttling
@@ -35,6 +36,7 @@ RULES: tuple[Rule, ...] = (
     rule_warmup,
     rule_throttling,
     rule_gpu_clock_sources,
+    rule_recompiles,
 )
 
 __all__ = ["RULES", "Diagnosis", "RunView", "diagnose", "diagnosis_json", "diagnosis_table"]
