@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import rows_until_the_source_fails
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -207,14 +208,7 @@ def test_macmon_exiting_mid_run_fails_the_source_after_its_last_rows(fake_bin: P
     install_macmon(fake_bin, count=2)
     source = MacmonSource(SourceConfig(100, os.getpid()))
     assert source.probe().ok
-    rows: list = []
-    try:
-        with pytest.raises(RuntimeError, match=r"macmon exited \(code 3\): macmon: IOReport went away"):
-            for _ in range(100):
-                rows += source.read(time.perf_counter_ns())
-                time.sleep(0.05)
-    finally:
-        source.close()
+    rows = rows_until_the_source_fails(source, r"macmon exited \(code 3\): macmon: IOReport went away")
     assert [v for _, m, v in rows if m == "gpu_freq_mhz"] == [396, 396]
 
 

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import rows_until_the_source_fails
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -365,14 +366,7 @@ def test_powermetrics_exiting_mid_run_fails_the_source_after_its_last_rows(fake_
     )
     source = PowermetricsSource(SourceConfig(100, os.getpid()), require_macos=False, sudo=True)
     assert source.probe().ok
-    rows: list = []
-    try:
-        with pytest.raises(RuntimeError, match=r"powermetrics exited \(code 3\): powermetrics: lost the SMC"):
-            for _ in range(50):
-                rows += source.read(time.perf_counter_ns())
-                time.sleep(0.05)
-    finally:
-        source.close()
+    rows = rows_until_the_source_fails(source, r"powermetrics exited \(code 3\): powermetrics: lost the SMC")
     assert [v for _, m, v in rows if m == "gpu_freq_mhz"] == [426.525, 479.398]
 
 
