@@ -87,14 +87,14 @@ def test_mlx_shapeless_still_retraces_on_a_new_ndim(tmp_path: Path) -> None:
 def test_a_function_compiled_in_the_run_works_after_it(tmp_path: Path) -> None:
     session, fast = observed(tmp_path, lambda: mx.compile(step))
     assert fast(mx.ones((3, 4)), mx.ones((4, 2))).item() == 24.0
-    assert compile_spans(session) == [] and session.meta["compiles"]["mlx_hooked"]
+    assert compile_spans(session) == [] and session.record.section("compiles")["mlx_hooked"]
 
 
 def test_mlx_disable_compile_turns_the_hook_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLX_DISABLE_COMPILE", "1")
     original = mx.compile
     session, _ = observed(tmp_path, lambda: mx.compile is original)
-    assert session.meta["compiles"]["mlx_hooked"] is False
+    assert session.record.section("compiles")["mlx_hooked"] is False
 
 
 def test_describe_inputs_flattens_and_names_constants() -> None:
