@@ -84,6 +84,7 @@ def standard_observers(
     sampler outlives the hooks and the stack profiler, so it sees the whole run. A wrong source
     name or interval is a `UserError` here, before the run directory exists. `spawned` is a
     telemetry observer already started with `spawn` (`cnnprof profile` starts it first)."""
+    from .fallback import FallbackObserver
     from .recompiles import CompileObserver
     from .stacks import StackObserver
     from .steps import StepHookObserver
@@ -97,4 +98,5 @@ def standard_observers(
     if profiler != "none":
         observers.append(StackObserver(profiler, profile_interval_ms))
     observers.append(CompileObserver())
+    observers.append(FallbackObserver())
     return observers

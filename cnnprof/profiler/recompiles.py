@@ -29,17 +29,16 @@ import functools
 import os
 import sys
 import time
-from types import FrameType, ModuleType
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from .callsite import call_site
 from .imports import ImportHook, when_imported
 
 if TYPE_CHECKING:
     from .session import RunSession
 
 KIND = "compile"
-# Frames of these modules are never the call site.
-_SKIP_MODULES = ("mlx", "torch", "cnnprof.profiler", "functools", "contextlib")
 # Dynamo's record buffer during the run (its default keeps only the last 64 compiles).
 TORCH_METRICS_LIMIT = 100_000
 MAX_INPUTS = 16
@@ -71,16 +70,6 @@ def describe_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[str]:
     for key, arg in kwargs.items():
         walk(arg, f"{key}=")
     return out
-
-
-def call_site(frame: FrameType | None) -> str | None:
-    """file:line of the first frame outside the frameworks and cnnprof's own machinery."""
-    while frame is not None:
-        module = frame.f_globals.get("__name__", "")
-        if not any(module == m or module.startswith(m + ".") for m in _SKIP_MODULES):
-            return f"{frame.f_code.co_filename}:{frame.f_lineno}"
-        frame = frame.f_back
-    return None
 
 
 class _Traced:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from ...traces.reader import RunData
 from ..findings import SEVERITIES, SEVERITY_RANK, Diagnosis, Finding
 from .context import RunView
+from .cpu_fallback import rule_cpu_fallback
 from .device_idle import rule_device_idle
 from .gpu_clock import rule_gpu_clock_sources
 from .input import rule_input
@@ -37,6 +38,7 @@ RULES: tuple[Rule, ...] = (
     rule_throttling,
     rule_gpu_clock_sources,
     rule_recompiles,
+    rule_cpu_fallback,
 )
 
 __all__ = ["RULES", "Diagnosis", "RunView", "diagnose", "diagnosis_json", "diagnosis_table"]
