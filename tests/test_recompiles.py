@@ -1,6 +1,6 @@
 """Compile events and the `recompiles` rule: mx.compile retraces (real MLX on the CPU), torch.compile
 recompiles (backend "eager": Dynamo's guards and recompiles without inductor's C++ build, which
-takes minutes here), the import hook that patches frameworks imported after the run started."""
+takes minutes here)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from diagnosis_runs import MS, Run, by_id
 
-from cnnprof.profiler.imports import when_imported
 from cnnprof.profiler.recompiles import KIND, CompileObserver, describe_inputs
 from cnnprof.profiler.session import RunSession, SessionOptions
 from cnnprof.reports.diagnosis import diagnose
@@ -153,18 +152,3 @@ def test_costly_retraces_are_high_and_each_function_is_its_own_finding(tmp_path:
     run.span(KIND, "eval_fn", 0, MS, "/u/train.py:20", framework="mlx", trace=1, inputs=["float32[4]"])
     (f,) = by_id(diagnose(run.load()).findings, "recompiles")
     assert f.severity == "high" and "500.0 ms spent compiling again" in f.claim  # 0.5 s of 2 s
-
-
-def test_import_hook_runs_on_a_module_imported_later(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "latecomer.py").write_text("VALUE = 1\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    seen: list[int] = []
-    hook = when_imported("latecomer", lambda module: seen.append(module.VALUE))
-    try:
-        import latecomer  # noqa: F401
-
-        assert seen == [1]
-    finally:
-        hook.remove()
-        sys.modules.pop("latecomer", None)
-    assert not any(type(f).__name__ == "_Finder" for f in sys.meta_path)

@@ -29,7 +29,7 @@ from types import FrameType, ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .callsite import call_site, user_stack
-from .imports import ImportHook, when_imported
+from .patching import Patcher
 
 if TYPE_CHECKING:
     from .session import RunSession
@@ -67,7 +67,7 @@ class FallbackObserver:
         self._session: RunSession | None = None
         self._previous: Any = None
         self._filter: tuple[Any, ...] | None = None
-        self._hook: ImportHook | None = None
+        self.patcher = Patcher()
         self._torch: ModuleType | None = None
         self._warn_always_before: bool | None = None
         self._shown: set[str] = set()
@@ -79,9 +79,13 @@ class FallbackObserver:
         self._filter = warnings.filters[0]
         self._previous = warnings.showwarning
         warnings.showwarning = self._showwarning
-        self._hook = when_imported("torch", self._on_torch)
+        if "torch" in sys.modules:
+            self.patcher.guarded("torch", lambda: self._on_torch("torch"))
+        else:
+            self.patcher.watch({"torch"}, self._on_torch)
 
-    def _on_torch(self, torch: ModuleType) -> None:
+    def _on_torch(self, name: str) -> None:
+        torch = sys.modules[name]
         mps = getattr(getattr(torch, "backends", None), "mps", None)
         if mps is None or not mps.is_available():
             return  # no MPS, no fallback: leave torch's other warn-once warnings alone
@@ -106,8 +110,7 @@ class FallbackObserver:
         self._previous(message, category, filename, lineno, file, line)
 
     def stop(self, session: RunSession) -> dict[str, Any]:
-        if self._hook is not None:
-            self._hook.remove()
+        self.patcher.restore()  # the import watcher
         if warnings.showwarning == self._showwarning:
             warnings.showwarning = self._previous
         if self._filter in warnings.filters:

@@ -29,11 +29,12 @@ import functools
 import os
 import sys
 import time
+from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .callsite import call_site
-from .imports import ImportHook, when_imported
+from .patching import Patcher, named
 
 if TYPE_CHECKING:
     from .session import RunSession
@@ -99,20 +100,17 @@ class _Traced:
         self.stand_in = functools.wraps(fun)(stand_in) if callable(fun) else stand_in
 
 
-class MlxCompileHook:
-    """Wraps `mlx.core.compile` for one recorder; `remove()` puts the original back."""
+def mlx_compile_wrapper(recorder: Any, active: Callable[[], bool]) -> Callable[[str, Any], Any]:
+    """`make` for Patcher.patch(mx, "compile", ...): mx.compile, recording each call that traced
+    while `active()` (functions compiled in the run outlive it; afterwards they only pass through)."""
 
-    def __init__(self, recorder: Any, mx: ModuleType) -> None:
-        self._mx = mx
-        self.original = mx.compile
-        self._traced: dict[Any, _Traced] = {}
-        self.active = True  # functions compiled in the run outlive it: after it they only pass through
+    def make(name: str, original: Any) -> Any:
+        traced_by_fun: dict[Any, _Traced] = {}
         rows = recorder.rows
-        original = self.original
 
         def compile(fun: Any, *args: Any, **kwargs: Any) -> Any:
-            try:
-                traced = self._traced.setdefault(fun, _Traced(fun))
+            try:  # one record per function, as MLX keeps one cache per function
+                traced = traced_by_fun.setdefault(fun, _Traced(fun))
             except TypeError:  # unhashable callable: its own record
                 traced = _Traced(fun)
             compiled = original(traced.stand_in, *args, **kwargs)
@@ -122,7 +120,7 @@ class MlxCompileHook:
                 before = traced.traces
                 start = _now()
                 out = compiled(*a, **k)
-                if traced.traces != before and self.active:
+                if traced.traces != before and active():
                     attrs = {
                         "framework": "mlx",
                         "fn": traced.name,
@@ -136,14 +134,9 @@ class MlxCompileHook:
 
             return functools.wraps(fun)(call) if callable(fun) else call
 
-        self.wrapper = functools.wraps(original)(compile)
-        mx.compile = self.wrapper
+        return named(compile, original, name)
 
-    def remove(self) -> None:
-        self.active = False
-        if self._mx.compile is self.wrapper:
-            self._mx.compile = self.original
-        self._traced.clear()
+    return make
 
 
 def torch_compile_spans(
@@ -179,8 +172,9 @@ class CompileObserver:
     name = "compiles"
 
     def __init__(self) -> None:
-        self._mlx: MlxCompileHook | None = None
-        self._hooks: list[ImportHook] = []
+        self.patcher = Patcher()
+        self._active = False
+        self._mlx_hooked = False
         self._dynamo: ModuleType | None = None
         self._old_limit: int | None = None
         self._breaks_before: dict[str, int] = {}
@@ -192,37 +186,45 @@ class CompileObserver:
     def start(self, session: RunSession) -> None:
         self._session = session
         self._start_wall_ns = time.time_ns()
+        self._active = True
+        names = {"torch._dynamo.utils", "torch._dynamo.callback"}
         if not os.environ.get("MLX_DISABLE_COMPILE"):
-            self._hooks.append(when_imported("mlx.core", self._on_mlx))
-        self._hooks.append(when_imported("torch._dynamo.utils", self._on_dynamo))
-        self._hooks.append(when_imported("torch._dynamo.callback", self._on_dynamo_callback))
+            names.add("mlx.core")
+        for name in sorted(names):
+            if name in sys.modules:
+                self.patcher.guarded(name, lambda name=name: self._on_import(name))
+        self.patcher.watch({n for n in names if n not in sys.modules}, self._on_import)
 
-    def _on_mlx(self, mx: ModuleType) -> None:
-        assert self._session is not None
-        self._mlx = MlxCompileHook(self._session.recorder, mx)
+    def _on_import(self, name: str) -> None:
+        module = sys.modules[name]
+        if name == "mlx.core":
+            assert self._session is not None
+            self.patcher.patch(
+                module, "compile", "mx.compile", mlx_compile_wrapper(self._session.recorder, self._is_active)
+            )
+            self._mlx_hooked = "mx.compile" in self.patcher.hooked
+        elif name == "torch._dynamo.utils":
+            self._dynamo = module
+            self._breaks_before = dict(module.counters.get("graph_break", {}))
+            self._old_limit = getattr(getattr(module, "_compilation_metrics", None), "maxlen", None)
+            if hasattr(module, "set_compilation_metrics_limit"):
+                module.set_compilation_metrics_limit(TORCH_METRICS_LIMIT)
+        elif name == "torch._dynamo.callback":
+            self._callbacks = module.callback_handler
+            self._callbacks.register_start_callback(self._on_compile_start)
 
-    def _on_dynamo(self, utils: ModuleType) -> None:
-        self._dynamo = utils
-        self._breaks_before = dict(utils.counters.get("graph_break", {}))
-        self._old_limit = getattr(getattr(utils, "_compilation_metrics", None), "maxlen", None)
-        if hasattr(utils, "set_compilation_metrics_limit"):
-            utils.set_compilation_metrics_limit(TORCH_METRICS_LIMIT)
-
-    def _on_dynamo_callback(self, callback: ModuleType) -> None:
-        self._callbacks = callback.callback_handler
-        self._callbacks.register_start_callback(self._on_compile_start)
+    def _is_active(self) -> bool:
+        return self._active
 
     def _on_compile_start(self, args: Any) -> None:
         self._torch_sites[str(args.compile_id)] = call_site(sys._getframe(1))
 
     def stop(self, session: RunSession) -> dict[str, Any]:
-        for hook in self._hooks:
-            hook.remove()
+        self._active = False
+        self.patcher.restore()
         if self._callbacks is not None and self._on_compile_start in self._callbacks.start_callbacks:
             self._callbacks.remove_start_callback(self._on_compile_start)
-        result: dict[str, Any] = {"mlx_hooked": self._mlx is not None, "torch_hooked": self._dynamo is not None}
-        if self._mlx is not None:
-            self._mlx.remove()
+        result: dict[str, Any] = {"mlx_hooked": self._mlx_hooked, "torch_hooked": self._dynamo is not None}
         if self._dynamo is not None:
             rows = torch_compile_spans(self._dynamo, self._start_wall_ns, session.t0_perf_ns, self._torch_sites)
             session.recorder.rows.extend(rows)
@@ -234,4 +236,6 @@ class CompileObserver:
             if self._old_limit is not None:
                 self._dynamo.set_compilation_metrics_limit(self._old_limit)
         result["compiles"] = sum(1 for row in session.recorder.rows if row[0] == KIND)
+        if self.patcher.not_hooked or self.patcher.notes:
+            result["notes"] = [f"{k}: {v}" for k, v in self.patcher.not_hooked.items()] + self.patcher.notes
         return result
