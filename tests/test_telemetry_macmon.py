@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import sys
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 from helpers import rows_until_the_source_fails
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_telemetry_powermetrics import FAKE_POWERMETRICS, M4_STREAM, install
 
 from cnnprof.profiler.telemetry.base import SourceConfig
 from cnnprof.profiler.telemetry.macmon import EXECUTABLE_ENV, LineParser, MacmonSource, parse_lines, sample_values
@@ -147,13 +147,10 @@ sys.exit(3)
 
 def install_macmon(folder: Path, *, old: bool = False, count: int = 10**6, recording: Path = V05) -> Path:
     folder.mkdir(exist_ok=True)
-    path = folder / "macmon"
     text = FAKE_MACMON.format(
         python=sys.executable, old=old, argv_log=str(folder / "argv.log"), recording=str(recording), count=count
     )
-    path.write_text(text)
-    path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    return path
+    return install(folder, "macmon", text)
 
 
 @pytest.fixture
@@ -223,8 +220,6 @@ def test_not_macos_or_not_installed_says_how_to_install(tmp_path: Path, monkeypa
 
 
 def test_auto_prefers_macmon_and_a_named_list_samples_both(fake_bin: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from test_telemetry_powermetrics import FAKE_POWERMETRICS, M4_STREAM, install
-
     install(fake_bin, "powermetrics", FAKE_POWERMETRICS.format(python=sys.executable, recording=str(M4_STREAM)))
     monkeypatch.setenv("CNNPROF_POWERMETRICS", "powermetrics")
     monkeypatch.setattr(os, "geteuid", lambda: 0)  # as root: no sudo in the way
@@ -263,7 +258,6 @@ def test_doctor_without_macmon(
 
 def test_auto_through_the_sampler_process_takes_macmon(fake_bin: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import pandas as pd
-    from test_telemetry_powermetrics import FAKE_POWERMETRICS, M4_STREAM, install
 
     from cnnprof.profiler.telemetry import start_sampler
     from cnnprof.profiler.telemetry.launcher import STREAM_NAME
