@@ -118,13 +118,17 @@ class Samples:
             self.dt = samples["dt_ns"].to_numpy(dtype=np.int64)
             self.sid = samples["stack_id"].to_numpy(dtype=np.int64)
         self._cache: dict[str, list[Any]] = {}
+        self._stack_frames: list[list[Frame]] | None = None
 
     @property
     def empty(self) -> bool:
         return len(self.t) == 0
 
     def stack(self, sid: int) -> list[Frame]:
-        return [self.frames[i] for i in self.stacks[sid] if 0 <= i < len(self.frames)]
+        if self._stack_frames is None:
+            n = len(self.frames)
+            self._stack_frames = [[self.frames[i] for i in ids if 0 <= i < n] for ids in self.stacks]
+        return self._stack_frames[sid]
 
     def per_stack(self, key: str, fn: Callable[[list[Frame]], Any]) -> list[Any]:
         if key not in self._cache:
@@ -153,6 +157,16 @@ class Samples:
         mask = flags[self.sid] & self.in_window(window)
         return float(self.dt[mask].sum()) / 1e9
 
+    def totals_by_stack(self, mask: np.ndarray) -> list[tuple[int, int, float]]:
+        """(stack id, samples, seconds) of the masked samples, for each stack that has any: rules
+        aggregate per stack, not per sample (a long run has a million samples, a few thousand stacks)."""
+        if self.empty or not mask.any():
+            return []
+        sids = self.sid[mask]
+        counts = np.bincount(sids, minlength=len(self.stacks))
+        seconds = np.bincount(sids, weights=self.dt[mask], minlength=len(self.stacks)) / 1e9
+        return [(int(i), int(counts[i]), float(seconds[i])) for i in np.flatnonzero(counts)]
+
     def total_in(self, window: np.ndarray) -> float:
         return float(self.dt[self.in_window(window)].sum()) / 1e9 if not self.empty else 0.0
 
@@ -163,6 +177,7 @@ class RunView:
 
     def __init__(self, run: RunData) -> None:
         self.run = run
+        self._memo: dict[str, Any] = {}
         meta = run.meta
         backend = meta.get("backend") or {}
         self.backend_name: str = backend.get("name") or (meta.get("config") or {}).get("backend") or ""
@@ -261,6 +276,12 @@ class RunView:
     def on_cpu(self) -> bool:
         """The run computes on the CPU (a CPU backend, or a script whose syncs were all CPU)."""
         return not self.uses_gpu
+
+    def memo(self, key: str, compute: Callable[[], Any]) -> Any:
+        """A figure several rules need, computed once per view."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
     @cached_property
     def gpu(self) -> Series | None:

@@ -132,20 +132,20 @@ def rule_input(ctx: RunView) -> list[Finding]:
             in_win &= samples.in_window(merge(data[["start_ns", "end_ns"]].to_numpy(np.int64)))
         fetch_kind = samples.per_stack("fetch_kind", _fetch_kind)
         loop_of = samples.per_stack("loop_line", _loop_line)
-        for sid, dt in zip(samples.sid[in_win].tolist(), samples.dt[in_win].tolist(), strict=False):
+        no_data = data.empty
+        for sid, n, seconds in samples.totals_by_stack(in_win):
             site = per_stack[sid]
-            if site is None and data.empty:
+            if site is None and no_data:
                 continue
-            seconds = dt / 1e9
             sampled_input_s += seconds
             kinds[fetch_kind[sid]] += seconds
             if site is not None:
                 key = (site[1].function, site[1].file, site[1].first_line)
-                sites[key][0] += 1
+                sites[key][0] += n
                 sites[key][1] += seconds
             loop = loop_of[sid]
             if loop is not None:
-                loop_lines[(loop.file, loop.line)][0] += 1
+                loop_lines[(loop.file, loop.line)][0] += n
                 loop_lines[(loop.file, loop.line)][1] += seconds
 
     if ctx.split and not data.empty:

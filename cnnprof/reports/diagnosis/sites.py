@@ -70,11 +70,11 @@ def hot_user_sites(ctx: RunView, window: np.ndarray, *, skip_imports: bool = Tru
     per_stack = samples.per_stack("first_user", first_user_frame)
     mask = samples.in_window_not_importing(window) if skip_imports else samples.in_window(window)
     agg: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0, 0.0])
-    for sid, dt in zip(samples.sid[mask].tolist(), samples.dt[mask].tolist(), strict=False):
+    for sid, n, seconds in samples.totals_by_stack(mask):
         frame = per_stack[sid]
         if frame is not None:
-            agg[(frame.file, frame.line)][0] += 1
-            agg[(frame.file, frame.line)][1] += dt / 1e9
+            agg[(frame.file, frame.line)][0] += n
+            agg[(frame.file, frame.line)][1] += seconds
     sites = [CallSite(f, ln, int(n), float(s), SAMPLES) for (f, ln), (n, s) in agg.items()]
     sites.sort(key=lambda c: -c.seconds)
     return sites[:TOP_SITES]

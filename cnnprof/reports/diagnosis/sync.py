@@ -105,24 +105,30 @@ def _sample_syncs(ctx: RunView) -> pd.DataFrame:
         device = seen.pop() if len(seen) == 1 else None
     if device is None or device == CPU_DEVICE:  # a CPU tensor's read waits for nothing
         return pd.DataFrame(columns=cols)
-    rows = []
-    for s, e, sid in zip(starts.tolist(), ends.tolist(), sids.tolist(), strict=False):
-        user = first_user_frame(samples.stack(sid))
-        rows.append(
-            {
-                "name": kinds[sid],
-                "start_ns": s,
-                "end_ns": e,
-                "caller": f"{user.file}:{user.line}" if user else None,
-                "dur_s": (e - s) / 1e9,
-                "device": device,
-            }
-        )
-    return pd.DataFrame(rows, columns=cols)
+    # Per unique stack (not per sample: a long run has a million samples over a few thousand stacks).
+    users = samples.per_stack("first_user", first_user_frame)
+    callers = np.array([f"{u.file}:{u.line}" if u else None for u in users], dtype=object)
+    names = np.array(kinds, dtype=object)
+    return pd.DataFrame(
+        {
+            "name": names[sids],
+            "start_ns": starts,
+            "end_ns": ends,
+            "caller": callers[sids],
+            "dur_s": (ends - starts) / 1e9,
+            "device": device,
+        },
+        columns=cols,
+    )
 
 
 def device_syncs(ctx: RunView) -> pd.DataFrame:
-    """The accelerator syncs in the window: hooked, plus those seen only in stack samples."""
+    """The accelerator syncs in the window: hooked, plus those seen only in stack samples
+    (computed once per run view: the sync rule and the verdict both ask)."""
+    return ctx.memo("device_syncs", lambda: _device_syncs(ctx))
+
+
+def _device_syncs(ctx: RunView) -> pd.DataFrame:
     syncs = ctx.syncs[["name", "start_ns", "end_ns", "caller", "dur_s", "device"]].assign(from_samples=False)
     from_samples = _sample_syncs(ctx).assign(from_samples=True)
     if not from_samples.empty:
