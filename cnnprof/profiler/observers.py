@@ -84,6 +84,7 @@ def standard_observers(
     sampler outlives the hooks and the stack profiler, so it sees the whole run. A wrong source
     name or interval is a `UserError` here, before the run directory exists. `spawned` is a
     telemetry observer already started with `spawn` (`cnnprof profile` starts it first)."""
+    from .children import ChildObserver
     from .fallback import FallbackObserver
     from .recompiles import CompileObserver
     from .stacks import StackObserver
@@ -97,6 +98,7 @@ def standard_observers(
     observers: list[Any] = [sampler, SyncHookObserver(), StepHookObserver()]
     if profiler != "none":
         observers.append(StackObserver(profiler, profile_interval_ms))
+        observers.append(ChildObserver(profile_interval_ms))
     observers.append(CompileObserver())
     observers.append(FallbackObserver())
     return observers

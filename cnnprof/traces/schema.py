@@ -21,6 +21,8 @@ STACKS = "stacks.json"
 PYISESSION = "profile.pyisession"
 PSTATS = "profile.pstats"
 REPORT = "report.html"
+# Child processes' samples: processes/<pid>/samples.parquet + stacks.json (profiler/children.py).
+PROCESSES = "processes"
 
 STATUSES = ("running", "complete", "failed", "interrupted", "killed")
 
