@@ -337,3 +337,17 @@ def test_findings_are_sorted_and_render(tmp_path: Path) -> None:
     text = out.getvalue()
     assert "Verdict: sync-bound" in text
     assert "sync-bound" in text and "throttling" in text and "train.py:42 (100 calls" in text
+
+
+@pytest.mark.parametrize(
+    ("kinds", "workers", "cause"),
+    [
+        ({"wait": 6.0, "transfer": 2.0, "work": 2.0}, 2, "wait"),  # the workers can't keep up
+        ({"transfer": 3.0, "work": 5.0, "wait": 2.0}, 2, "transfer"),  # moving batches: the loader's own IPC
+        ({"work": 9.0, "wait": 1.0}, 0, "work"),  # no workers: the main process makes the samples
+    ],
+)
+def test_input_cause_from_what_the_main_process_did(kinds: dict[str, float], workers: int, cause: str) -> None:
+    from cnnprof.reports.diagnosis.input import _cause
+
+    assert _cause(kinds, sum(kinds.values()), workers) == cause

@@ -30,9 +30,11 @@ INPUT_BOUND_SHARE = 0.25
 INPUT_HIGH_SHARE = 0.50
 # A site is named in the claim when it holds at least a tenth of the sampled input time.
 INPUT_NAME_SHARE = 0.10
-# The cause is "transfer" when receiving batches from workers is at least this share of the
-# sampled fetch time: then most of the fetch is the main process's own work, not waiting.
-TRANSFER_SHARE = 0.40
+# With worker processes the main process does no per-sample work: its fetch time is either
+# waiting on the workers' queue or moving the batch (dispatching indices, receiving, unpickling,
+# rebuilding shared-memory tensors). The cause is "wait" (the workers can't keep up) when waiting
+# is at least half of that time, else "transfer" (moving batches costs more than making them).
+WAIT_SHARE = 0.50
 # Host-to-device copies, as stack-sample leaves (only input work on a GPU run).
 _H2D_METHODS = ("to", "cuda", "copy_", "pin_memory")
 # Where the main process receives a batch from a worker: unpickling it (`loads` in the queue's
@@ -205,10 +207,8 @@ def _finding(
 def _cause(kinds: dict[str, float], total: float, workers: int | None) -> str:
     if total <= 0:
         return "unknown"
-    if workers and kinds.get("transfer", 0.0) >= TRANSFER_SHARE * total:
-        return "transfer"
-    if workers and kinds.get("wait", 0.0) >= kinds.get("work", 0.0):
-        return "wait"
+    if workers:
+        return "wait" if kinds.get("wait", 0.0) >= WAIT_SHARE * total else "transfer"
     return "work"
 
 
