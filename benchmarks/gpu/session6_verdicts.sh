@@ -29,16 +29,5 @@ for mode in plain cpu; do
   flag=""; [ $mode = cpu ] && flag=--cpu-logits
   python3 -m cnnprof.cli profile --no-report --out "$RUNS/$mode" -- $S --epochs 4 $flag | tail -3
   python3 -m cnnprof.cli diagnose --json "$RUNS/$mode"/* > "$OUTDIR/diagnose_$mode.json"
-  python3 - "$OUTDIR/diagnose_$mode.json" <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1]))
-v = d["verdict"]
-print("verdict:", v["id"], "|", v["claim"])
-print("  busy:", v["device_busy_pct"], "step_s:", v["step_s"], "split:", {k: round(x, 3) for k, x in v["split"].items()})
-print("  window:", v["window"])
-for f in d["findings"]:
-    print("  finding:", f["id"], f["severity"], "|", f["claim"])
-    for e in f["evidence"][:6]:
-        print("     -", e)
-PY
+  python3 benchmarks/gpu/verdict_summary.py "$OUTDIR/diagnose_$mode.json"
 done

@@ -13,16 +13,7 @@ mkdir -p "$OUTDIR" "$RUNS"
 export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site:$PWD
 summary() {  # the verdict and findings of one run directory, from diagnose --json
   python3 -m cnnprof.cli diagnose --json "$1" > "$OUTDIR/$2.json"
-  python3 - "$OUTDIR/$2.json" <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1]))
-v = d["verdict"]
-print("verdict:", v["id"], "|", v["claim"])
-print("  busy:", v["device_busy_pct"], "step_s:", v["step_s"], "split:", {k: round(x, 3) for k, x in v["split"].items()})
-print("  window:", v["window"])
-for f in d["findings"]:
-    print("  finding:", f["id"], f["severity"], "|", f["claim"])
-PY
+  python3 benchmarks/gpu/verdict_summary.py "$OUTDIR/$2.json"
 }
 if [ "${1:-A}" = A ]; then
   python3 benchmarks/sync_hook_cost.py hooks steps

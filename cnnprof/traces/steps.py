@@ -76,7 +76,7 @@ def step_ends(spans: pd.DataFrame, sync_names: Sequence[str] = ("mx.eval",)) -> 
     marks = _hooks(spans, "mark")
     if len(marks):
         return marks[:, 1].copy()
-    updates = _merge_touching(np.concatenate([_hooks(spans, "optimizer"), _hooks(spans, "compiled")]))
+    updates = merge_intervals(np.concatenate([_hooks(spans, "optimizer"), _hooks(spans, "compiled")]))
     if not len(updates):
         return np.zeros(0, dtype=np.int64)
     ends = updates[:, 1].copy()
@@ -92,7 +92,7 @@ def step_ends(spans: pd.DataFrame, sync_names: Sequence[str] = ("mx.eval",)) -> 
     return ends
 
 
-def _merge_touching(intervals: np.ndarray) -> np.ndarray:
+def merge_intervals(intervals: np.ndarray) -> np.ndarray:
     """Sorted union of intervals (two optimizers stepped back to back count as one update)."""
     if not len(intervals):
         return _EMPTY
@@ -146,7 +146,7 @@ def derive_steps(spans: pd.DataFrame) -> np.ndarray:
 
 def _covered(intervals: np.ndarray, at: np.ndarray) -> np.ndarray:
     """Length of the union of `intervals` lying before each time in `at` (vectorised)."""
-    merged = _merge_touching(intervals)
+    merged = merge_intervals(intervals)
     if not len(merged):
         return np.zeros(len(at), dtype=np.int64)
     lengths = merged[:, 1] - merged[:, 0]
@@ -203,7 +203,7 @@ def split_steps(spans: pd.DataFrame, steps: np.ndarray, sync_spans: pd.DataFrame
             cand = np.where(ok, bwd[np.minimum(i, len(bwd) - 1), 0], steps[:, 1])
             first = np.where(ok & (cand < steps[:, 1]), cand, steps[:, 0])
         head = np.stack([steps[:, 0], np.maximum(first, steps[:, 0])], axis=1)
-        both = _merge_touching(np.concatenate([parts_of(["data"]), sync]))
+        both = merge_intervals(np.concatenate([parts_of(["data"]), sync]))
         out["forward"] = np.maximum((head[:, 1] - head[:, 0]) - overlap(both, head), 0)
     duration = steps[:, 1] - steps[:, 0]
     known = out["data"] + out["forward"] + out["backward"] + out["optimizer"] + out["sync"]

@@ -14,6 +14,7 @@ import pandas as pd
 
 from ...traces import steps as step_model
 from ...traces.reader import RunData
+from ...traces.steps import merge_intervals as merge
 from .series import Series, gpu_util, util_over
 from .steady import outlier_mask, warmup_count
 
@@ -39,20 +40,6 @@ class Frame:
 
 def norm(path: str) -> str:
     return path.replace("\\", "/")
-
-
-def merge(intervals: np.ndarray) -> np.ndarray:
-    """Sorted, non-overlapping union of [start, end) intervals."""
-    if intervals.size == 0:
-        return intervals.reshape(0, 2).astype(np.int64)
-    intervals = intervals[np.argsort(intervals[:, 0])]
-    out = [list(intervals[0])]
-    for s, e in intervals[1:]:
-        if s <= out[-1][1]:
-            out[-1][1] = max(out[-1][1], e)
-        else:
-            out.append([s, e])
-    return np.array(out, dtype=np.int64)
 
 
 def total_s(intervals: np.ndarray) -> float:

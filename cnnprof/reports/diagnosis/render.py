@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..findings import Diagnosis, Verdict
+from ..findings import Diagnosis, Finding, Verdict
 from .sites import site_text
 
 _SEVERITY_STYLE = {"high": "bold red", "medium": "yellow", "low": "cyan", "info": "dim"}
@@ -21,25 +21,35 @@ def split_text(verdict: Verdict) -> str:
     return " · ".join(f"{part} {share:.0%}" for part, share in verdict.split.items() if share >= 0.005)
 
 
-def verdict_panel(verdict: Verdict) -> Any:
-    from rich.panel import Panel
+def _body(item: Verdict | Finding, facts: list[tuple[str, str]], fix_label: str) -> Any:
+    """Claim, facts (text, style), evidence, fix and the top call sites of a verdict or finding."""
     from rich.text import Text
 
     body = Text()
-    body.append(verdict.claim, style="bold")
+    body.append(item.claim, style="bold")
+    for text, style in facts:
+        body.append(f"\n{text}", style=style)
+    for line in item.evidence:
+        body.append(f"\n  - {line}")
+    body.append(f"\n{fix_label}: ", style="green")
+    body.append(item.fix)
+    if item.call_sites:
+        body.append("\nat: ", style="green")
+        body.append("; ".join(site_text(s) for s in item.call_sites[:3]))
+    return body
+
+
+def verdict_panel(verdict: Verdict) -> Any:
+    from rich.panel import Panel
+
+    facts: list[tuple[str, str]] = []
     if verdict.split:
         step = f"{verdict.step_s * 1e3:.2f} ms" if verdict.step_s is not None else "?"
-        body.append(f"\nsteady-state step {step}: {split_text(verdict)}")
+        facts.append((f"steady-state step {step}: {split_text(verdict)}", ""))
     if verdict.device_busy_pct is not None:
-        body.append(f"\nGPU busy {verdict.device_busy_pct:.0f}%")
-    body.append(f"\njudged on: {verdict.window}", style="dim")
-    for line in verdict.evidence:
-        body.append(f"\n  - {line}")
-    body.append("\nwhat to do: ", style="green")
-    body.append(verdict.fix)
-    if verdict.call_sites:
-        body.append("\nat: ", style="green")
-        body.append("; ".join(site_text(s) for s in verdict.call_sites[:3]))
+        facts.append((f"GPU busy {verdict.device_busy_pct:.0f}%", ""))
+    facts.append((f"judged on: {verdict.window}", "dim"))
+    body = _body(verdict, facts, "what to do")
     return Panel(body, title=f"Verdict: {verdict.id}", title_align="left", border_style="bold")
 
 
@@ -56,14 +66,5 @@ def diagnosis_table(diagnosis: Diagnosis) -> Any:
     if not diagnosis.findings:
         table.add_row("", "none", "No further finding beyond the verdict.")
     for f in diagnosis.findings:
-        body = Text()
-        body.append(f.claim, style="bold")
-        for line in f.evidence:
-            body.append(f"\n  - {line}")
-        body.append("\nfix: ", style="green")
-        body.append(f.fix)
-        if f.call_sites:
-            body.append("\nat: ", style="green")
-            body.append("; ".join(site_text(s) for s in f.call_sites[:3]))
-        table.add_row(Text(f.severity, style=_SEVERITY_STYLE.get(f.severity, "")), f.id, body)
+        table.add_row(Text(f.severity, style=_SEVERITY_STYLE.get(f.severity, "")), f.id, _body(f, [], "fix"))
     return Group(verdict_panel(diagnosis.verdict), table)
