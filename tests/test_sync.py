@@ -167,19 +167,11 @@ def test_numpy_conversion_records_once(hooks: SyncHooks) -> None:
     assert row[1] == "Tensor.numpy" and row[6] == f"{__file__}:{line}"
 
 
-class FakeCuda(torch.Tensor):
-    """A CPU tensor that says it lives on CUDA. Being a subclass, every method call goes through
-    `__torch_function__`, which calls the *patched* `Tensor.item` again: a real nested call."""
+class FakeCuda(OnDevice):
+    """A CPU tensor that says it lives on CUDA, with a `__torch_function__` of its own: every
+    method call goes through it, which calls the *patched* `Tensor.item` again: a real nested call."""
 
     seen: list[Any] = []
-
-    @property
-    def is_cuda(self) -> bool:  # type: ignore[override]
-        return True
-
-    @property
-    def is_cpu(self) -> bool:  # type: ignore[override]
-        return False
 
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):  # type: ignore[override]
