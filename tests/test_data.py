@@ -397,7 +397,7 @@ def test_malicious_archive_is_refused_before_anything_is_written(tmp_path: Path,
     archive = tmp_path / "evil.tar.gz"
     archive.write_bytes(tar_gz([(_member("cifar-10-batches-py/fine"), b"ok"), (evil, b"pwned")]))
     with pytest.raises(UserError, match="refusing"):
-        data._extract_tar(archive, target)
+        data.extract_tar(archive, target)
     assert list(target.iterdir()) == []
     assert not (tmp_path / "escaped.txt").exists() and not Path("/tmp/cnnprof-escaped.txt").exists()
 

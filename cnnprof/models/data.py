@@ -14,42 +14,22 @@ from __future__ import annotations
 
 import codecs
 import gzip
-import hashlib
-import http.client
 import os
 import pickle
-import shutil
 import struct
-import tarfile
-import urllib.request
 import zlib
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from cnnprof.errors import UserError
 
+from .download import extract_tar, fetch, md5_of
+from .synthetic import SYNTHETIC_CLASSES, rows_per_chunk, synthetic_arrays
+
 DATASETS = ("mnist", "fashion-mnist", "cifar10", "cifar100", "synthetic", "synthetic-cifar")
 
-# Pixels handled at a time when generating or converting images: the float32 temporaries stay
-# a few MB, in cache, whatever the data set size (measured 30 % faster than 100 MB chunks).
-_CHUNK_PIXELS = 1 << 20
-# Seconds to wait for a mirror to answer: an offline machine fails fast, a slow link still works.
-_TIMEOUT_S = 30.0
-
-
-def _rows_per_chunk(x_shape: tuple[int, ...]) -> int:
-    return max(1, _CHUNK_PIXELS // int(np.prod(x_shape[1:])))
 
 
 @dataclass
@@ -219,102 +199,18 @@ def download_dataset(name: str, data_dir: Path, progress: bool = True, *, base_u
         idx = _IDX_SOURCES[name]
         for stem, md5 in idx.md5.items():
             if not (folder / stem).is_file() and not (folder / f"{stem}.gz").is_file():
-                _fetch(f"{base_url or idx.base_url}{stem}.gz", folder / f"{stem}.gz", md5, progress)
+                fetch(f"{base_url or idx.base_url}{stem}.gz", folder / f"{stem}.gz", md5, progress)
         return
     cifar = _CIFAR_SOURCES[name]
     archive = folder / cifar.archive
     fetched = not archive.is_file()
     if fetched:
-        _fetch(f"{base_url or cifar.base_url}{cifar.archive}", archive, cifar.archive_md5, progress)
-    elif _md5(archive) != cifar.archive_md5:
+        fetch(f"{base_url or cifar.base_url}{cifar.archive}", archive, cifar.archive_md5, progress)
+    elif md5_of(archive) != cifar.archive_md5:
         raise UserError(f"{archive} does not match its published checksum; delete it and run again")
-    _extract_tar(archive, folder)
+    extract_tar(archive, folder)
     if fetched:
         archive.unlink()  # the unpacked batches are what is read; keep only a user's own copy
-
-
-def _fetch(url: str, dest: Path, md5: str, progress: bool) -> None:
-    """Download `url` to `dest` through a temporary name, so `dest` exists only when verified."""
-    partial = dest.with_name(f".{dest.name}.part")
-    digest = hashlib.md5(usedforsecurity=False)
-    try:
-        with (
-            urllib.request.urlopen(url, timeout=_TIMEOUT_S) as response,
-            partial.open("wb") as out,
-            _download_bar(progress) as bar,
-        ):
-            length = response.headers.get("Content-Length")
-            task = bar.add_task(dest.name, total=int(length) if length else None)
-            while chunk := response.read(1 << 20):
-                out.write(chunk)
-                digest.update(chunk)
-                bar.advance(task, len(chunk))
-        if digest.hexdigest() != md5:
-            raise UserError(
-                f"{url} failed its checksum (md5 {digest.hexdigest()}, expected {md5}); "
-                "the mirror or the connection corrupted it, try again later"
-            )
-        os.replace(partial, dest)
-    except (OSError, http.client.HTTPException) as exc:
-        raise UserError(f"could not download {url}: {exc}") from exc
-    finally:
-        partial.unlink(missing_ok=True)
-
-
-def _download_bar(enabled: bool) -> Progress:
-    # stderr, so a command whose stdout is piped (--json) keeps it clean.
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        disable=not enabled,
-    )
-
-
-def _md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as file:
-        while chunk := file.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _extract_tar(archive: Path, target: Path) -> None:
-    """Unpack `archive` into `target`, refusing it whole if any member could land outside.
-
-    Only regular files and folders are accepted: the published archives hold nothing else, and a
-    link is refused rather than resolved because a link to a link can leave `target` even when
-    each one looks harmless on its own. Each file is written under a temporary name and renamed.
-    """
-    try:
-        with tarfile.open(archive, "r:*") as tar:
-            members = tar.getmembers()
-            for member in members:  # check them all before writing anything
-                path = PurePosixPath(member.name)
-                if not (member.isfile() or member.isdir()):
-                    raise UserError(f"refusing {archive}: {member.name!r} is a link or a special file")
-                if path.is_absolute() or ".." in path.parts or member.name.startswith("\\"):
-                    raise UserError(f"refusing {archive}: {member.name!r} points outside {target}")
-            for member in members:
-                dest = target.joinpath(*PurePosixPath(member.name).parts)
-                if member.isdir():
-                    dest.mkdir(parents=True, exist_ok=True)
-                    continue
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                partial = dest.with_name(f".{dest.name}.part")
-                try:
-                    source = tar.extractfile(member)
-                    assert source is not None  # a regular file always has content
-                    with source, partial.open("wb") as out:
-                        shutil.copyfileobj(source, out)
-                    os.replace(partial, dest)
-                finally:
-                    partial.unlink(missing_ok=True)
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:  # a bad gzip stream is an OSError
-        raise UserError(f"could not unpack {archive}: {exc}; delete it and run again") from exc
 
 
 # --- reading the published formats --------------------------------------------------------------
@@ -433,80 +329,6 @@ def _read_real(name: str, folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndar
     return *read(source.train_files), *read(source.test_files)
 
 
-# --- synthetic data -------------------------------------------------------------------------------
-
-# The synthetic images are one fixed data set, like the real ones: `seed` picks only the split.
-_SYNTHETIC_SEED = 20_240_604
-_SYNTHETIC_CLASSES = 10
-# Each class is a smooth random template (a coarse grid of random levels, bilinearly enlarged);
-# an image is its class template shifted by up to _SHIFT pixels, scaled by a random contrast,
-# plus a random brightness offset and uniform pixel noise of standard deviation _NOISE. The
-# shifts and the noise are what make it take a CNN a few hundred steps rather than one batch.
-# (Uniform, not Gaussian, noise: numpy draws it four times faster, and the CNN does not care.)
-_GRID = 6
-_SHIFT = 3
-_CONTRAST = (0.5, 1.0)
-_BRIGHTNESS = 0.1
-_NOISE = 0.25
-_COLOUR = 0.3  # the share of each channel's pattern that is its own
-
-
-def _shifted_templates(rng: np.random.Generator, channels: int, size: int) -> np.ndarray:
-    """(classes, shifts, channels, size, size) float32: each class pattern at each (dy, dx) offset."""
-    grid = rng.uniform(0.0, 1.0, (_SYNTHETIC_CLASSES, channels, _GRID, _GRID))
-    if channels > 1:
-        # Colour channels are strongly correlated in real images; independent ones would also
-        # make the three-channel task much easier than the one-channel one.
-        grid = (1 - _COLOUR) * grid.mean(axis=1, keepdims=True) + _COLOUR * grid
-    side = size + 2 * _SHIFT
-    # Bilinear enlargement with element-wise arithmetic only (no BLAS), so the bytes are the
-    # same on every machine.
-    pos = np.linspace(0.0, _GRID - 1, side)
-    lo = np.minimum(pos.astype(np.int64), _GRID - 2)
-    frac = pos - lo
-    rows = grid[:, :, lo, :] * (1 - frac)[:, None] + grid[:, :, lo + 1, :] * frac[:, None]
-    padded = rows[..., lo] * (1 - frac) + rows[..., lo + 1] * frac
-    offsets = range(2 * _SHIFT + 1)
-    crops = [padded[:, :, dy : dy + size, dx : dx + size] for dy in offsets for dx in offsets]
-    return np.stack(crops, axis=1).astype(np.float32)
-
-
-def _synthetic_images(rng: np.random.Generator, templates: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-    classes, shifts = templates.shape[:2]
-    # One table row per (class, shift): an image's pattern is then a plain row gather.
-    table = templates.reshape(classes * shifts, *templates.shape[2:])
-    images = np.empty((count, *table.shape[1:]), np.uint8)
-    labels = rng.integers(0, classes, count)
-    # Pixel bytes = 255 * (contrast * (pattern - 0.5) + 0.5 + brightness + noise) + 0.5 (the
-    # + 0.5 makes the final truncation round): one multiply and one add per image, then noise.
-    noise_span = np.float32(255 * _NOISE * 12**0.5)  # uniform noise of width w has std w / sqrt(12)
-    step = _rows_per_chunk(images.shape)
-    for start in range(0, count, step):
-        label = labels[start : start + step]
-        n = len(label)
-        shift = rng.integers(0, shifts, n)
-        contrast = rng.uniform(*_CONTRAST, n)
-        brightness = rng.uniform(-_BRIGHTNESS, _BRIGHTNESS, n)
-        scale = (255 * contrast).astype(np.float32)[:, None, None, None]
-        offset = (255 * (0.5 - 0.5 * contrast + brightness) + 0.5 - noise_span / 2).astype(np.float32)
-        pixels = table[label * shifts + shift]
-        pixels *= scale
-        pixels += offset[:, None, None, None]
-        noise = rng.random(pixels.shape, dtype=np.float32)
-        noise *= noise_span
-        pixels += noise
-        np.clip(pixels, 0, 255, out=pixels)
-        images[start : start + n] = pixels
-    return images, labels.astype(np.int64)
-
-
-def _read_synthetic(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    channels, size, n_train, n_test = _SYNTHETIC_SHAPES[name]
-    rng = np.random.default_rng(_SYNTHETIC_SEED)
-    templates = _shifted_templates(rng, channels, size)
-    return *_synthetic_images(rng, templates, n_train), *_synthetic_images(rng, templates, n_test)
-
-
 # --- splitting and normalising ------------------------------------------------------------------
 
 
@@ -516,7 +338,7 @@ def _channel_stats(x: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]
     From a histogram of byte values, so it needs no float copy of the data set.
     """
     hist = np.zeros((x.shape[1], 256), np.int64)
-    step = _rows_per_chunk(x.shape)
+    step = rows_per_chunk(x.shape)
     for start in range(0, len(x), step):
         chunk = x[start : start + step]
         for c in range(x.shape[1]):
@@ -534,7 +356,7 @@ def _normalise(x: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -
     out = np.empty(x.shape, np.float32)
     shift = (np.asarray(mean) * 255.0).astype(np.float32)[None, :, None, None]
     scale = (np.asarray(std) * 255.0).astype(np.float32)[None, :, None, None]
-    step = _rows_per_chunk(x.shape)
+    step = rows_per_chunk(x.shape)
     for start in range(0, len(x), step):
         block = out[start : start + step]
         block[...] = x[start : start + step]
@@ -603,7 +425,8 @@ def load_dataset(
     _check_count(train_images, "train_images")
     _check_count(test_images, "test_images")
     if name in _SYNTHETIC_SHAPES:
-        return _split(name, _read_synthetic(name), _SYNTHETIC_CLASSES, seed, train_images, test_images)
+        arrays = synthetic_arrays(*_SYNTHETIC_SHAPES[name])
+        return _split(name, arrays, SYNTHETIC_CLASSES, seed, train_images, test_images)
     data_dir = default_data_dir() if data_dir is None else Path(data_dir)
     folder = data_dir / name
     if _missing_files(name, folder):
