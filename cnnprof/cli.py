@@ -91,6 +91,12 @@ def add_observation_options(p: argparse.ArgumentParser) -> None:
         help="sampling interval, 10..5000 (default: 100)",
     )
     g.add_argument(
+        "--no-gpu-trace",
+        action="store_true",
+        help="on CUDA, skip the GPU-side trace (CUPTI, via torch.profiler) of 20 steps after the 30th, "
+        "which times the GPU's idle gaps for the sync cost (its start costs ~1 s once)",
+    )
+    g.add_argument(
         "--out",
         type=Path,
         default=Path("cnnprof-runs"),
@@ -266,6 +272,7 @@ def _observers(args: argparse.Namespace, spawned: Any = None) -> list[Any]:
         telemetry=args.telemetry,
         telemetry_interval_ms=args.telemetry_interval_ms,
         spawned=spawned,
+        gpu_trace=not args.no_gpu_trace,
     )
 
 

@@ -2,10 +2,11 @@
 any script). Not cnnprof's loop: a plain CNN on CIFAR-shaped random data held on the GPU, batches
 sliced by a device permutation, Adam, no per-step sync unless asked.
 
-    python benchmarks/gpu/user_cnn.py [--epochs N] [--cpu-logits] [--width W]
+    python benchmarks/gpu/user_cnn.py [--epochs N] [--cpu-logits] [--item-loss] [--width W]
 
-`--cpu-logits` copies the logits to the host every step (`logits.cpu()`): a per-step sync that
-drains the GPU's queue. Prints each epoch's seconds (synchronised), so a side-by-side run with and
+`--cpu-logits` copies the logits to the host every step (`logits.cpu()`), `--item-loss` reads the
+loss every step (`loss.item()`, the commonest one): each a per-step sync that drains the GPU's
+queue. Prints each epoch's seconds (synchronised), so a side-by-side run with and
 without the flag measures what the sync costs, to compare with what cnnprof says it costs.
 """
 
@@ -36,6 +37,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--cpu-logits", action="store_true")
+    p.add_argument("--item-loss", action="store_true")
     a = p.parse_args()
     torch.manual_seed(0)
     dev = torch.device("cuda")
@@ -57,8 +59,11 @@ def main() -> None:
             opt.step()
             if a.cpu_logits:
                 logits.detach().cpu()  # CPU-LOGITS: a per-step device-to-host copy (a sync)
+            if a.item_loss:
+                running = loss.item()  # ITEM-LOSS: a per-step read of the loss (a sync)
         torch.cuda.synchronize()
-        print(f"epoch {epoch} {time.perf_counter() - t0:.4f} s", flush=True)
+        last = f" loss {running:.3f}" if a.item_loss else ""
+        print(f"epoch {epoch} {time.perf_counter() - t0:.4f} s{last}", flush=True)
 
 
 if __name__ == "__main__":

@@ -79,11 +79,13 @@ def standard_observers(
     telemetry: str,
     telemetry_interval_ms: int,
     spawned: TelemetryObserver | None = None,
+    gpu_trace: bool = True,
 ) -> list[Any]:
     """The observers of a run from its options. Started in this order, stopped in reverse: the
     sampler outlives the hooks and the stack profiler, so it sees the whole run. A wrong source
     name or interval is a `UserError` here, before the run directory exists. `spawned` is a
-    telemetry observer already started with `spawn` (`cnnprof profile` starts it first)."""
+    telemetry observer already started with `spawn` (`cnnprof profile` starts it first);
+    `gpu_trace`: the CUPTI trace of a few steps on CUDA (gpu_trace.py)."""
     from .children import ChildObserver
     from .fallback import FallbackObserver
     from .recompiles import CompileObserver
@@ -101,4 +103,8 @@ def standard_observers(
         observers.append(ChildObserver(profile_interval_ms))
     observers.append(CompileObserver())
     observers.append(FallbackObserver())
+    if gpu_trace:
+        from .gpu_trace import GpuTraceObserver
+
+        observers.append(GpuTraceObserver())
     return observers

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ...traces import steps as step_model
+from ...traces.gpu_trace import GpuTrace, read_gpu_trace
 from ...traces.reader import RunData
 from ...traces.steps import merge_intervals as merge
 from .series import Series, gpu_util, util_over
@@ -274,6 +275,12 @@ class RunView:
     def gpu(self) -> Series | None:
         """GPU utilisation telemetry of a run on a GPU (NVML, powermetrics), or None."""
         return gpu_util(self.telemetry) if self.uses_gpu else None
+
+    @cached_property
+    def gpu_trace(self) -> GpuTrace | None:
+        """The GPU-side trace of a few steps (CUDA runs: profiler/gpu_trace.py), or None."""
+        path = getattr(self.run, "path", None)
+        return read_gpu_trace(path) if self.uses_gpu and path is not None else None
 
     @cached_property
     def device_busy_pct(self) -> float | None:

@@ -23,6 +23,7 @@ from ..findings import Finding
 from .context import CPU_DEVICE, Frame, RunView, inside
 from .series import util_over
 from .sites import first_user_frame, sites_from_spans
+from .sync_cost import evidence_line, traced_sync_cost
 
 # A fifth of the training time blocked in syncs is worth acting on: removing per-batch syncs from
 # the seed loop is a one-line change, and below this share the other costs usually dominate.
@@ -171,13 +172,26 @@ def sync_split(ctx: RunView, syncs: pd.DataFrame) -> tuple[str, str | None]:
     return ("device-bound" if u_sync >= SYNC_DEVICE_BUSY_PCT else "serialisation"), line
 
 
-def sync_cost_pct(ctx: RunView) -> float | None:
-    """What removing the syncs could save at most, as a share of the steady-state step: the GPU's
-    idle share. A sync drains the GPU's queue, so the GPU idles from its end until the host has
-    launched the next work; without syncs the host runs ahead and that idle time can vanish, but
-    the GPU's busy time cannot. None without GPU utilisation telemetry."""
+def sync_cost(ctx: RunView, syncs: pd.DataFrame) -> tuple[float | None, str, str | None]:
+    """What removing the syncs would save, % of the steady-state step, as (pct, how it is
+    bounded: "about" or "at most ...", the evidence line). With a GPU trace of the steady state:
+    the estimate of sync_cost.py. Else the GPU's idle share by telemetry, an upper bound: a sync
+    drains the GPU's queue, so the GPU idles from its end until the host has launched the next
+    work; without syncs the host runs ahead and that idle time can vanish, but the GPU's busy time
+    cannot (and NVML's idle share also counts the GPU's own gaps between kernels). (None, "",
+    None) without either."""
+    traced = traced_sync_cost(ctx.gpu_trace, syncs, ctx.window)
+    if traced is not None:
+        return 100.0 * traced.share, "about", evidence_line(traced)
     busy = ctx.device_busy_pct
-    return None if busy is None else max(0.0, 100.0 - busy)
+    if busy is None:
+        return None, "", None
+    cost = max(0.0, 100.0 - busy)
+    return (
+        cost,
+        "at most the GPU's idle time,",
+        f"removing them can save at most the GPU's idle time: {cost:.0f}% of the steady-state step",
+    )
 
 
 def by_kind(syncs: pd.DataFrame) -> list[str]:
@@ -204,9 +218,9 @@ def _sync_bound(ctx: RunView, syncs: pd.DataFrame, total: float, share: float) -
     split, line = sync_split(ctx, syncs)
     if line:
         evidence.append(line)
-    cost = sync_cost_pct(ctx)
-    if cost is not None:
-        evidence.append(f"removing them can save at most the GPU's idle time: {cost:.0f}% of the steady-state step")
+    cost, bound, cost_line = sync_cost(ctx, syncs)
+    if cost_line:
+        evidence.append(cost_line)
     rule = "sync-bound"
     if split == "device-bound" or ctx.framework == "mlx":
         # Not a sync problem: the wait is the device's work (the verdict says compute-bound). MLX
@@ -220,11 +234,10 @@ def _sync_bound(ctx: RunView, syncs: pd.DataFrame, total: float, share: float) -
             if split == "device-bound"
             else "MLX dispatches and computes the step's graph inside mx.eval: that is the step's work"
         )
-        cost = sync_cost_pct(ctx)
-        at_most = f"; they cost at most the GPU's idle time, {cost:.0f}% of the step" if cost is not None else ""
+        costs = f"; they cost {bound} {cost:.0f}% of the step" if cost is not None else ""
         claim = (
             f"Blocking syncs take {share:.0%} of the steady-state step time, but {what}: the syncs only show "
-            f"where the wait for GPU work lands{at_most}"
+            f"where the wait for GPU work lands{costs}"
         )
         fix = (
             "The GPU work itself is the bottleneck, and removing the syncs would mostly move the wait: "
@@ -232,9 +245,10 @@ def _sync_bound(ctx: RunView, syncs: pd.DataFrame, total: float, share: float) -
         )
     elif split == "serialisation":
         severity = "high" if share >= SYNC_HIGH_SHARE else "medium"
+        costs = f"; removing them saves {bound} {cost:.0f}% of the step" if cost is not None else ""
         claim = (
             f"Blocking host-device syncs take {share:.0%} of the steady-state step time and the GPU idles around "
-            "them (serialisation): host and GPU take turns instead of overlapping"
+            f"them (serialisation): host and GPU take turns instead of overlapping{costs}"
         )
         fix = (
             "Remove or batch the per-step syncs: accumulate loss and accuracy on the device and read them "

@@ -15,6 +15,7 @@ from .device_idle import DEVICE_IDLE_PCT
 from .input import INPUT_BOUND_SHARE
 from .sites import hot_user_sites, site_text
 from .sync import SYNC_BOUND_SHARE, device_syncs, sync_split
+from .sync_cost import trace_busy_line
 
 # Setup (before the first step, imports not counted) at least half the wall time (imports not
 # counted): a run that spends more time preparing than training is judged on its preparation.
@@ -126,6 +127,9 @@ def _device_verdict(ctx: RunView, sync_share: float, split: str, split_line: str
     busy = ctx.device_busy_pct
     if split_line:
         evidence.append(split_line)
+    traced = trace_busy_line(ctx.gpu_trace) if ctx.gpu_trace is not None else None
+    if traced:
+        evidence.append(traced)
     if busy is not None:
         if busy >= DEVICE_IDLE_PCT:
             claim = f"The GPU is busy {busy:.0f}% of the steady-state step: compute-bound"
