@@ -178,14 +178,14 @@ class SignalSampler:
         #
         # Everything the handler touches is a local of this closure (no attribute lookups).
         stack_ids, stack_codes = self._stack_ids, self._stack_codes
-        add_stack, add_end = self._sample_stack.append, self._sample_end_ns.append
+        sample_stack, sample_end = self._sample_stack, self._sample_end_ns
+        add_stack, add_end = sample_stack.append, sample_end.append
         now = time.perf_counter_ns
         chain, chain_key, where = self._chain, self._chain_key, self._where
         resumable = _RESUMABLE
         running = [False]
 
         def on_sigalrm(signum: int, frame: FrameType | None) -> None:
-            end = now()
             # A signal that came in while we ran: fold it into the next sample. `running` is
             # cleared in the handler's last lines, which can still be interrupted (another thread
             # took the GIL meanwhile, and the interval passed): the handler's own frame says so.
@@ -193,6 +193,12 @@ class SignalSampler:
                 self.overruns += 1
                 return
             running[0] = True
+            # The time is read only now, once `running` is set: another Python signal handler
+            # (torch's SIGCHLD one, a SIGTERM handler a child inherited) can run between any two
+            # bytecodes of this one, and a SIGALRM inside *it* is not ours by its frame. Read
+            # before the guard, this sample's time would be older than the nested one's, and
+            # stored after it: the end times would go back, and a sample's dt come out negative.
+            end = now()
             try:
                 fresh = []
                 keep = -1  # index in `chain` of the deepest frame still on the stack
@@ -225,7 +231,11 @@ class SignalSampler:
                 add_end(end)
             except BaseException:
                 # A KeyboardInterrupt (Ctrl-C is handled between bytecodes, this handler's too) can
-                # land mid-update: start the next sample from scratch, and let it propagate.
+                # land mid-update: start the next sample from scratch, and let it propagate. One
+                # between the two appends would leave a stack id without its time, and pair every
+                # later id with the previous sample's time: take it back.
+                if len(sample_stack) > len(sample_end):
+                    sample_stack.pop()
                 chain.clear()
                 chain_key.clear()
                 where.clear()
@@ -271,12 +281,14 @@ class SignalSampler:
         return self._sample_end_ns[-1] if self._sample_end_ns else self.start_ns
 
     def records(self) -> list[FrameRecord]:
-        """pyinstrument frame records: each sample runs from the previous one's end to its own."""
-        cache: dict[tuple[int, int], str] = {}
-        stacks = [self._identifiers(key, codes, cache) for key, codes in self._stack_codes]
+        """pyinstrument frame records: each sample runs from the previous one's end to its own.
+        Safe while sampling (a pool worker writes its samples after each task, the timer still
+        armed): it reads a snapshot, as `pending` does. Iterating the live arrays instead let a
+        signal during the loop add a sample of a stack the list did not have yet (IndexError)."""
+        stacks, sids, ends = self.pending(0, 0)
         out: list[FrameRecord] = []
         previous = self.start_ns
-        for sid, end in zip(self._sample_stack, self._sample_end_ns):
+        for sid, end in zip(sids, ends):
             out.append((stacks[sid], (end - previous) / 1e9))
             previous = end
         return out
