@@ -235,6 +235,16 @@ def test_auto_prefers_macmon_and_a_named_list_samples_both(fake_bin: Path, monke
             assert statuses["powermetrics"].fix == "--telemetry macmon,powermetrics samples both"
 
 
+def test_every_macmon_metric_is_in_the_vocabulary() -> None:
+    from cnnprof.profiler.telemetry.macmon import METRICS
+    from cnnprof.traces.metrics import lane_of, lookup
+
+    written = {m for path in (V05, V07, V08) for sample in parse_lines(path.read_bytes())[0] for m in sample}
+    assert written and not [m for m in set(METRICS) | written if lookup(m) is None]
+    assert lane_of("board_power_w") == "power" and lane_of("gpu_temp_c") == "thermal"
+    assert lane_of("gpu_active_pct") == "gpu_activity"  # powermetrics' name, read as the vocabulary's
+
+
 # -- doctor -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("platform", ["linux", "darwin"])
 def test_doctor_without_macmon(

@@ -53,7 +53,7 @@ def test_busy_frequency_and_hybrid_cores_from_a_fake_tree(tmp_path: Path, monkey
     assert rows["cpu_busy_pct"] == 43.75
     assert rows["p_cores_busy_pct"] == 75.0 and rows["e_cores_busy_pct"] == 12.5
     assert rows["cpu.0.freq_mhz"] == 4800.0 and rows["cpu.3.freq_mhz"] == 3500.0
-    assert rows["proc_rss_mb"] > 10 and "proc_cpu_pct" in rows
+    assert rows["proc_rss_mb"] > 10 and "proc_cpu_pct" in rows and "proc_main_cpu_pct" in rows
 
 
 def test_no_busy_rows_from_a_window_shorter_than_half_an_interval(tmp_path: Path) -> None:
@@ -72,6 +72,56 @@ def test_real_machine_busy_values_are_percentages() -> None:
     rows = source.read(time.perf_counter_ns())
     busy = [v for _, m, v in rows if m.endswith("busy_pct")]
     assert len(busy) == os.cpu_count() + 1 and all(0 <= v <= 100 for v in busy)
+
+
+ProcTimes = namedtuple("ProcTimes", "user system children_user children_system")
+
+
+class FakeProcess:
+    """A psutil.Process whose CPU times and children the test sets."""
+
+    def __init__(self, user: float = 0.0, reaped: float = 0.0) -> None:
+        self.user, self.reaped = user, reaped
+        self.kids: list[FakeProcess] = []
+
+    def cpu_times(self) -> ProcTimes:
+        return ProcTimes(self.user, 0.0, self.reaped, 0.0)
+
+    def children(self, recursive: bool = False) -> list[FakeProcess]:
+        assert recursive
+        out = []
+        for kid in self.kids:
+            out += [kid, *kid.children(recursive=True)]
+        return out
+
+
+def test_tree_cpu_counts_the_workers_up_to_their_end() -> None:
+    main, worker = FakeProcess(user=1.0), FakeProcess(user=0.5)
+    main.kids = [worker]
+    cpu = procfs.TreeCpu(main, 0)  # type: ignore[arg-type]
+    main.user, worker.user = 1.2, 1.3
+    assert cpu.read(1_000_000_000) == pytest.approx((100.0, 20.0))  # 0.2 s main + 0.8 s worker in 1 s
+    # The worker ran 0.3 s more, exited and was joined: its time is in the parent's reaped counter.
+    main.kids, main.user, main.reaped = [], 1.4, 1.6
+    assert cpu.read(2_000_000_000) == pytest.approx((50.0, 20.0))
+
+
+def test_tree_cpu_never_goes_negative_while_a_child_awaits_its_join() -> None:
+    main, worker = FakeProcess(user=1.0), FakeProcess(user=0.4)
+    main.kids = [worker]
+    cpu = procfs.TreeCpu(main, 0)  # type: ignore[arg-type]
+    main.kids = []  # exited, not waited for yet: in neither sum
+    assert cpu.read(1_000_000_000) == (0.0, 0.0)
+    main.reaped, main.user = 0.6, 1.1  # joined: 0.2 s more of the worker's, 0.1 s of the main's
+    assert cpu.read(2_000_000_000) == pytest.approx((30.0, 10.0))
+
+
+def test_tree_cpu_takes_grandchildren() -> None:
+    main, worker, grandchild = FakeProcess(), FakeProcess(), FakeProcess()
+    main.kids, worker.kids = [worker], [grandchild]
+    cpu = procfs.TreeCpu(main, 0)  # type: ignore[arg-type]
+    grandchild.user = 0.5
+    assert cpu.read(1_000_000_000) == pytest.approx((50.0, 0.0))
 
 
 # -- rapl ------------------------------------------------------------------------------------

@@ -124,7 +124,10 @@ def _memory_rows(st: LiveState) -> list[tuple[str, RenderableType]]:
     return [
         (
             "memory",
-            Text(f"process {rss / 1024:.2f} GiB RSS, CPU {_num(t.get('procfs.proc_cpu_pct'), '.0f')} % of a core"),
+            Text(
+                f"process {rss / 1024:.2f} GiB RSS, CPU {_num(t.get('procfs.proc_cpu_pct'), '.0f')} % of a core "
+                "with its workers"
+            ),
         )
     ]
 

@@ -42,6 +42,7 @@ VOCABULARY: tuple[Metric, ...] = (
         aliases=("gpu_active_pct",),
     ),
     Metric("mem_util_pct", "%", "share of time device memory was read or written", "gpu_activity", "memory busy"),
+    Metric("gpu_scaled_pct", "%", "GPU active residency x frequency / max frequency (macmon's GPU usage)"),
     Metric("clock_event_reasons", "bitmask", "why clocks are held down (nvml_codes.decode_clock_event_reasons)"),
     # power (traces/energy.py integrates every `*power_w`)
     Metric("combined_power_w", "W", "CPU + GPU + ANE power, average over the window", "power", "package (CPU+GPU+ANE)"),
@@ -50,6 +51,9 @@ VOCABULARY: tuple[Metric, ...] = (
     Metric("ane_power_w", "W", "Neural Engine power, average over the window", "power", "ANE"),
     Metric("power_w", "W", "GPU board power, instantaneous", "power", "GPU board"),
     Metric("*.power_w", "W", "RAPL domain power, average since the previous row", "power"),
+    Metric("board_power_w", "W", "whole-machine power (macmon: SMC), average over the window", "power", "board (SMC)"),
+    Metric("dram_power_w", "W", "DRAM power, average over the window", "power", "DRAM"),
+    Metric("gpu_sram_power_w", "W", "GPU SRAM power, average over the window", "power", "GPU SRAM"),
     Metric("power_avg_w", "W", "GPU board power, 1 s average (duplicates power_w smoothed)"),
     Metric("energy_j", "J", "energy counter since the sampler started"),
     Metric("window_ms", "ms", "length of the window the row's values average (it ends at the row's time)"),
@@ -59,10 +63,15 @@ VOCABULARY: tuple[Metric, ...] = (
     Metric(
         "cluster.*.busy_pct", "%", "one CPU cluster: mean busy % of its cores", "cpu", aliases=("cluster.*.active_pct",)
     ),
+    Metric("e_cluster_scaled_pct", "%", "E cores: active residency x frequency / max frequency"),
+    Metric("p_cluster_scaled_pct", "%", "P cores: active residency x frequency / max frequency"),
+    Metric("cluster.*.scaled_pct", "%", "one CPU cluster: active residency x frequency / max frequency"),
     Metric("cpu_busy_pct", "%", "mean busy % over all logical CPUs", "cpu", "all CPUs"),
     Metric(
-        "proc_cpu_pct", "%", "training process CPU, % of one core (can exceed 100)", "cpu", "training process"
+        "proc_cpu_pct", "%", "training process and its children (DataLoader / Pool workers): CPU, % of one core",
+        "cpu", "training process tree",
     ),
+    Metric("proc_main_cpu_pct", "%", "training process alone: CPU, % of one core", "cpu", "training process"),
     Metric("cpu.*.busy_pct", "%", "one logical CPU: busy % over the interval", "cores", aliases=("core.*.active_pct",)),
     Metric("e_cores_freq_mhz", "MHz", "E cores: busy-weighted mean frequency", "cpu_clock", "E cores",
            ("e_cluster_freq_mhz",)),
@@ -77,8 +86,13 @@ VOCABULARY: tuple[Metric, ...] = (
     # memory
     Metric("mem_used_mb", "MiB", "device memory used", "memory", "device memory used"),
     Metric("proc_rss_mb", "MiB", "training process resident memory", "memory", "process RSS"),
+    Metric("ram_used_mb", "MiB", "machine RAM in use", "memory", "machine RAM used"),
+    Metric("swap_used_mb", "MiB", "swap in use", "memory", "swap used"),
     # thermal
     Metric("temp_c", "degC", "GPU temperature", "thermal", "temperature (°C)"),
+    Metric("cpu_temp_c", "degC", "CPU temperature, mean of the SMC sensors", "thermal", "CPU temperature (°C)"),
+    Metric("gpu_temp_c", "degC", "GPU temperature, mean of the SMC sensors", "thermal", "GPU temperature (°C)"),
+    Metric("fan.*.rpm", "rpm", "fan speed"),
     Metric(
         "thermal_pressure_level", "level", "0 Nominal, 1 Moderate, 2 Heavy, 3 Trapping, 4 Sleeping", "thermal",
         "thermal pressure",

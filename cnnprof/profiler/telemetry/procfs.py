@@ -1,6 +1,15 @@
 """CPU load on any OS (psutil): per-core busy %, per-core frequency where sysfs exposes it, the
 training process's CPU % and RSS, and the P/E split of Intel hybrid CPUs.
 
+`proc_cpu_pct` is the whole process tree: the training process, its DataLoader / Pool workers and
+any other descendants; `proc_main_cpu_pct` the training process alone. The tree's CPU time is
+`TreeCpu`: each process's user + system time plus its reaped children's (psutil's
+`children_user` / `children_system`), so a worker that ended between two reads still counts up to
+its end, through its parent's counters, once its parent has waited for it (DataLoader and Pool
+workers are joined). Where the OS keeps no reaped-children times (macOS, Windows: psutil says 0),
+a child that ended loses the part of its last interval. Preemptions (involuntary context
+switches) are the training process's own.
+
 Busy % is computed from `psutil.cpu_times(percpu=True)` differences between two reads. A read less
 than half an interval after the previous one (the first cycle, right after probing; the final read
 at stop) gives no busy rows: percentages over a few ms are noise. Frequencies and the hybrid core
@@ -53,6 +62,7 @@ class ProcfsSource(Source):
         self._switches: tuple[int, int] | None = None  # (ns, involuntary context switches so far)
         self._hybrid: dict[str, list[int]] = {}
         self._process: psutil.Process | None = None
+        self._cpu: TreeCpu | None = None
 
     def probe(self) -> SourceStatus:
         try:
@@ -82,13 +92,11 @@ class ProcfsSource(Source):
                 self.metrics[f"{kind}_cores_busy_pct"] = ("%", f"mean busy % of the {label} cores")
         try:
             self._process = psutil.Process(self.config.target_pid)
-            self._process.cpu_percent()  # primes the counter: the first call always says 0
+            self._cpu = TreeCpu(self._process, self._last_ns)
         except psutil.Error:
             self._process = None  # the machine figures still make sense without the process
         else:
-            self.metrics["proc_cpu_pct"] = ("%", "training process CPU, % of one core (can exceed 100)")
-            self.metrics["proc_rss_mb"] = ("MiB", "training process resident memory")
-            self.metrics.update(table("proc_preemptions_per_s"))
+            self.metrics.update(table("proc_cpu_pct", "proc_main_cpu_pct", "proc_rss_mb", "proc_preemptions_per_s"))
         return SourceStatus(True)
 
     def read(self, now_ns: int, final: bool = False) -> list[Reading]:
@@ -110,12 +118,12 @@ class ProcfsSource(Source):
         for cpu, path in self._freq_files.items():
             if (khz := _read_number(path)) is not None:
                 rows.append((now_ns, f"cpu.{cpu}.freq_mhz", khz / 1000.0))
-        if self._process is not None:
+        if self._process is not None and self._cpu is not None:
             try:
+                cpu = self._cpu.read(now_ns)  # always read: it restarts its window
+                if long_enough and cpu is not None:
+                    rows += [(now_ns, "proc_cpu_pct", cpu[0]), (now_ns, "proc_main_cpu_pct", cpu[1])]
                 with self._process.oneshot():
-                    cpu_pct = self._process.cpu_percent()  # always called: it restarts its window
-                    if long_enough:
-                        rows.append((now_ns, "proc_cpu_pct", cpu_pct))
                     rows.append((now_ns, "proc_rss_mb", self._process.memory_info().rss / MIB))
                     switches = self._process.num_ctx_switches().involuntary
                     if self._switches is None or long_enough:
@@ -129,6 +137,45 @@ class ProcfsSource(Source):
 
     def close(self) -> None:
         """Nothing held: psutil opens and closes its files per call."""
+
+
+class TreeCpu:
+    """CPU % of a process and of its whole tree between two reads (see the module doc)."""
+
+    def __init__(self, process: psutil.Process, now_ns: int) -> None:
+        self.process = process
+        self._last: tuple[int, float, float] | None = None  # (ns, tree seconds, main seconds)
+        self._tree_high = 0.0
+        self.read(now_ns)
+
+    def seconds(self) -> tuple[float, float]:
+        """(tree, main) CPU seconds so far: the main process's time and its reaped children's,
+        plus every live descendant's own and reaped children's. A descendant gone between
+        `children()` and its read is left out of this read; its parent's counters take it once
+        it is waited for."""
+        times = self.process.cpu_times()
+        main = times.user + times.system
+        tree = main + getattr(times, "children_user", 0.0) + getattr(times, "children_system", 0.0)
+        for child in self.process.children(recursive=True):
+            try:
+                t = child.cpu_times()
+            except psutil.Error:
+                continue
+            tree += t.user + t.system + getattr(t, "children_user", 0.0) + getattr(t, "children_system", 0.0)
+        return tree, main
+
+    def read(self, now_ns: int) -> tuple[float, float] | None:
+        """(tree %, main %) of one core since the previous read; None on the first. The tree's
+        seconds only go up: a child that exited but is not waited for yet drops out of the sum
+        until its parent's counters take it, and that dip is not a negative CPU time."""
+        tree, main = self.seconds()
+        last, self._last = self._last, (now_ns, tree, main)
+        gained = max(0.0, tree - self._tree_high)
+        self._tree_high = max(self._tree_high, tree)
+        if last is None or now_ns <= last[0]:
+            return None
+        elapsed = (now_ns - last[0]) / 1e9
+        return 100.0 * gained / elapsed, 100.0 * max(0.0, main - last[2]) / elapsed
 
 
 def _read_number(path: Path) -> float | None:

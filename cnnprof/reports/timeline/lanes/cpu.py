@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from ..lane import Lane, LaneContext
 
-MACHINE_WIDE = ("cpu_busy_pct", "proc_cpu_pct")  # drawn with the clusters, never alone
+PROCESS = ("proc_cpu_pct", "proc_main_cpu_pct")  # % of one core: the tree, the main process alone
+MACHINE_WIDE = ("cpu_busy_pct", *PROCESS)  # drawn with the clusters, never alone
 
 
 def cluster_keys(ctx: LaneContext) -> list[tuple[str, str]]:
@@ -19,9 +20,12 @@ def build(ctx: LaneContext) -> list[Lane]:
         return []
     keys = ctx.tel.in_lane("cpu")
     cpus = ctx.run.record.host.logical_cpus
-    # The process's CPU is % of one core: as a share of all CPUs it shares the axis.
-    scale = {k: 1.0 / cpus for k in keys if k[1] == "proc_cpu_pct"} if cpus else {}
-    keys = [k for k in keys if k[1] != "proc_cpu_pct" or scale]
+    # The processes' CPU is % of one core: as a share of all CPUs it shares the axis.
+    scale = {k: 1.0 / cpus for k in keys if k[1] in PROCESS} if cpus else {}
+    keys = [k for k in keys if k[1] not in PROCESS or scale]
     yaxis = {"range": [0, 105], "ticksuffix": " %"}
-    labels = {"proc_cpu_pct": "training process (share of all CPUs)"}
+    labels = {
+        "proc_cpu_pct": "training process and children (share of all CPUs)",
+        "proc_main_cpu_pct": "training process alone (share of all CPUs)",
+    }
     return [ctx.line_lane("cpu", "CPU clusters (busy)", 120, keys, yaxis, scale, labels)]
