@@ -139,54 +139,67 @@ def test_torch_profilers_event_api_as_read() -> None:
 
 
 # -- the estimate ---------------------------------------------------------------------------------
+STEADY = 1000 * 1000 * MS  # the steady state: the whole constructed run
+
+
 def _trace(
-    steps: int, step_ms: float, sync_ms: float, starve_ms: float, fed_gap_us: float = 2.0
-) -> tuple[GpuTrace, pd.DataFrame]:
-    """Steps of `step_ms` ending in a sync of `sync_ms`; the GPU starts `starve_ms` after each step
-    begins, runs to the sync, then runs 1 ms kernels `fed_gap_us` apart until the step's end."""
-    busy, syncs = [], []
+    steps: int, step_ms: float, sync_ms: float, starve_ms: float, traced: range
+) -> tuple[GpuTrace, pd.DataFrame, np.ndarray]:
+    """`steps` steps of `step_ms` ending in a sync of `sync_ms`. In the `traced` steps the GPU
+    starts `starve_ms` into each step, runs to the sync, then runs 1 ms kernels 2 us apart (fed)
+    to the step's end. Returns the trace, the syncs and the steps."""
+    busy, syncs, spans = [], [], []
     for i in range(steps):
         t = 100 * MS + int(i * step_ms * MS)
         sync_start, end = t + int((step_ms - sync_ms) * MS), t + int(step_ms * MS)
+        spans.append((t, end))
+        syncs.append((sync_start, end))
+        if i not in traced:
+            continue
         busy.append([t + int(starve_ms * MS), sync_start])
         k = sync_start
         while k < end:
-            busy.append([k + int(fed_gap_us * US), min(k + MS, end)])
+            busy.append([k + 2 * US, min(k + MS, end)])
             k += MS
-        syncs.append((sync_start, end))
     frame = pd.DataFrame({"start_ns": [s for s, _ in syncs], "end_ns": [e for _, e in syncs]})
     window = (busy[0][0] - MS, busy[-1][1] + MS)
-    return GpuTrace("test", steps, window, np.array(busy, dtype=np.int64), []), frame
+    trace = GpuTrace("test", len(traced), window, np.array(busy, dtype=np.int64), [])
+    return trace, frame, np.array(spans, dtype=np.int64)
 
 
-def test_the_estimate_is_the_idle_time_outside_the_syncs_above_the_fed_gap() -> None:
-    trace, syncs = _trace(20, step_ms=15, sync_ms=6, starve_ms=0.5)
-    steady = np.array([[0, 10 * 1000 * MS]], dtype=np.int64)
-    cost = traced_sync_cost(trace, syncs, steady)
+def test_the_saving_is_the_step_down_to_the_gpus_work_when_fed() -> None:
+    trace, syncs, steps = _trace(100, step_ms=15, sync_ms=6, starve_ms=0.5, traced=range(40, 60))
+    cost = traced_sync_cost(trace, syncs, steps, steps, {})
     assert cost is not None
     assert cost.fed_gap_ns == pytest.approx(2 * US)
-    traced = trace.span_ns[1] - trace.span_ns[0]
-    # 19 starvation gaps of 0.5 ms between the traced steps, less the fed gap each
-    assert cost.idle_share == pytest.approx(19 * (0.5 * MS - 2 * US) / traced)
-    assert cost.wait_share == pytest.approx(20 * 6 * MS / traced, rel=0.01)
-    assert cost.share == pytest.approx(cost.idle_share)  # the host waited longer than the GPU idled
-    assert cost.syncs == 20
+    assert cost.steps == 19  # the whole sync-to-sync cycles inside the trace
+    # per step: 14.5 ms of GPU work less the 6 fed gaps in the sync, and 7 gaps of 2 us
+    assert cost.busy_step_s * 1e3 == pytest.approx(14.5 - 6 * 0.002)
+    assert cost.gpu_step_s * 1e3 == pytest.approx(14.5 + 0.002)
+    assert cost.step_s * 1e3 == pytest.approx(15)
+    assert cost.share == pytest.approx((0.5 - 0.002) / 15)
+    assert cost.saving_s * 1e3 == pytest.approx(0.498)
 
 
-def test_the_estimate_is_capped_by_the_hosts_wait() -> None:
-    trace, syncs = _trace(20, step_ms=15, sync_ms=0.2, starve_ms=3.0)
-    cost = traced_sync_cost(trace, syncs, np.array([[0, 10 * 1000 * MS]], dtype=np.int64))
-    assert cost is not None and cost.idle_share > cost.wait_share
-    assert cost.share == pytest.approx(cost.wait_share)
+def test_the_saving_is_capped_by_the_hosts_wait_and_cnnprofs_sampling_is_taken_off() -> None:
+    trace, syncs, steps = _trace(100, step_ms=15, sync_ms=0.2, starve_ms=3.0, traced=range(40, 60))
+    cost = traced_sync_cost(trace, syncs, steps, steps, {})
+    assert cost is not None and cost.share == pytest.approx(0.2 / 15)  # the host waited 0.2 ms a step
+
+    trace, syncs, steps = _trace(100, step_ms=15, sync_ms=6, starve_ms=2.0, traced=range(40, 60))
+    # 1 ms sampling, 50 us of handler a sample: 0.75 ms of the 15 ms step is cnnprof's
+    sampler = {"sampler_self_s": 0.05, "samples": 1000, "interval_ms": 1.0}
+    cost = traced_sync_cost(trace, syncs, steps, steps, sampler)
+    assert cost is not None and cost.profiler_s * 1e3 == pytest.approx(0.75)
+    assert cost.share == pytest.approx((2.0 - 0.002 - 0.75) / (15 - 0.75))
 
 
-def test_no_estimate_without_syncs_in_the_trace_or_a_trace_outside_the_steady_state() -> None:
-    trace, syncs = _trace(20, step_ms=15, sync_ms=6, starve_ms=0.5)
-    steady = np.array([[0, 10 * 1000 * MS]], dtype=np.int64)
-    assert traced_sync_cost(trace, syncs.iloc[0:0], steady) is None
-    assert traced_sync_cost(trace, syncs + 10**12, steady) is None  # syncs elsewhere in the run
-    assert traced_sync_cost(trace, syncs, np.array([[20 * 1000 * MS, 30 * 1000 * MS]])) is None
-    assert traced_sync_cost(None, syncs, steady) is None
+def test_no_estimate_without_a_whole_cycle_in_the_trace() -> None:
+    trace, syncs, steps = _trace(100, step_ms=15, sync_ms=6, starve_ms=0.5, traced=range(40, 60))
+    assert traced_sync_cost(trace, syncs.iloc[0:0], steps, steps, {}) is None
+    assert traced_sync_cost(trace, syncs + 10**12, steps, steps, {}) is None  # syncs elsewhere in the run
+    assert traced_sync_cost(trace, syncs.iloc[45:46], steps, steps, {}) is None  # one sync: no cycle
+    assert traced_sync_cost(None, syncs, steps, steps, {}) is None
 
 
 def test_the_sync_finding_says_about_with_a_trace_and_at_most_without(tmp_path: Path) -> None:
@@ -204,22 +217,18 @@ def test_the_sync_finding_says_about_with_a_trace_and_at_most_without(tmp_path: 
             busy = []
             for i in range(40, 60):  # the GPU idles 0.5 ms after each sync, fed the rest of the step
                 t = i * 15 * MS
-                busy += [
-                    [t + MS // 2, t + 9 * MS],
-                    [t + 9 * MS + 2 * US, t + 12 * MS],
-                    [t + 12 * MS + 2 * US, t + 15 * MS],
-                ]
-            write_gpu_trace(
-                run.dir, {"source": "test", "steps": 20, "window_ns": [40 * 15 * MS, 60 * 15 * MS], "busy_ns": busy}
-            )
+                busy += [[t + MS // 2, t + 9 * MS], [t + 9 * MS + 2 * US, t + 12 * MS]]
+                busy += [[t + 12 * MS + 2 * US, t + 15 * MS]]
+            doc = {"source": "test", "steps": 20, "window_ns": [40 * 15 * MS, 60 * 15 * MS], "busy_ns": busy}
+            write_gpu_trace(run.dir, doc)
         result = diagnose(loaded)
         found = by_id(result.findings, "sync-sites") + by_id(result.findings, "sync-bound")
         assert len(found) == 1
         findings[traced] = found[0]
     plain, traced_f = findings[False], findings[True]
     assert "at most the GPU's idle time, 20% of the step" in plain.claim
-    span = 20 * 15 * MS - MS // 2  # the first kernel starts 0.5 ms into the traced steps
-    idle, wait = 19 * (MS // 2 - 2 * US) / span, 20 * 6 * MS / span
-    assert f"about {idle:.0%} of the step" in traced_f.claim
-    line = next(e for e in traced_f.evidence if e.startswith("GPU trace of 20 steps"))
-    assert f"idle {idle:.1%} of the time outside the syncs" in line and f"the host waited {wait:.1%}" in line
+    saving = (0.5 - 0.002) / 15
+    assert f"about {saving:.0%} of the step" in traced_f.claim
+    line = next(e for e in traced_f.evidence if e.startswith("GPU trace of 19 steps"))
+    assert "the GPU's work per step when fed is 14.50 ms" in line and "6.00 ms of it waiting in syncs" in line
+    assert f"saving about {saving:.0%} (0.50 ms a step)" in line

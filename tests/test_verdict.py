@@ -162,3 +162,34 @@ def test_a_slow_step_in_many_is_the_steady_state_when_it_is_not_rare(tmp_path: P
         t = train_steps(run, 1, start_ms=t, fwd_ms=100.0 if i % 5 == 4 else 3.0, device="cpu")
     view = RunView(run.load())
     assert len(view.outliers) == 0 and len(view.steady) == 99
+
+
+def test_a_host_that_runs_ahead_is_judged_with_the_wait_it_deferred(tmp_path: Path) -> None:
+    """A replayed CUDA graph per step: the host's side of a step takes 0.25 ms, then the epoch's
+    one read waits 150 ms for the GPU work the host queued. That wait is the steps' time: the
+    GPU sets the pace (compute-bound), and the host's batch slicing is no input bottleneck."""
+    run = Run(tmp_path)
+    t = 0.0
+    for _epoch in range(3):
+        t = train_steps(run, 100, start_ms=t, data_ms=0.08, fwd_ms=0.0, bwd_ms=0.0, opt_ms=0.17)
+        run.span("sync", "Tensor.item", int((t + 0.05) * MS), int((t + 150) * MS), caller=f"{USER}:90", device="cuda")
+        t += 150.1
+        run.span("validation", "validation", int(t * MS), int((t + 20) * MS))
+        run.span("sync", "Tensor.item", int((t + 1) * MS), int((t + 19) * MS), caller=f"{USER}:99", device="cuda")
+        t += 20
+    run.tel("gpu_util_pct", util(t / 1000, busy=95, period_ms=1))
+    ctx = RunView(run.load())
+    assert len(ctx.deferred) == 3  # the reads after the steps, not the validation's
+    assert ctx.step_median_s == pytest.approx(0.00025 + 0.14995 * 3 / len(ctx.steady), rel=1e-3)
+    result = diagnose(run.load())
+    assert result.verdict.id == "compute-bound"
+    assert result.verdict.split["sync"] == pytest.approx(3 * 149.95 / (300 * 0.25 + 3 * 149.95), rel=0.02)
+    assert not by_id(result.findings, "input-bound")
+
+
+def test_a_sync_long_after_the_steps_is_not_theirs(tmp_path: Path) -> None:
+    run = Run(tmp_path)
+    t = train_steps(run, 100, data_ms=0.08, fwd_ms=0.0, bwd_ms=0.0, opt_ms=0.17)
+    run.span("sync", "Tensor.item", int((t + 50) * MS), int((t + 200) * MS), caller=f"{USER}:90", device="cuda")
+    ctx = RunView(run.load())
+    assert len(ctx.deferred) == 0 and ctx.step_median_s == pytest.approx(0.00025, rel=1e-3)

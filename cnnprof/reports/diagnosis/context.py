@@ -21,6 +21,13 @@ from .steady import outlier_mask, warmup_count
 
 GPU_DEVICES = ("cuda", "mps", "gpu")
 CPU_DEVICE = "cpu"
+# A sync that starts within this long (or two median steps) after a steady step, outside the
+# steps, waits for the steps' deferred GPU work (RunView._deferred_waits). An epoch's end in
+# cnnprof's loops and in user scripts: a progress callback, then the read of the totals.
+DEFERRED_GAP_NS = 2_000_000
+# Spans of evaluation: their syncs are never the training steps' (cnnprof's loops; the step
+# hooks' "eval mode" phases are matched by name).
+EVAL_KINDS = ("validation", "test", "single_inference", "single")
 # Call sites listed per finding.
 TOP_SITES = 10
 _EMPTY = np.zeros((0, 2), dtype=np.int64)
@@ -199,6 +206,7 @@ class RunView:
         outliers = outlier_mask(durations, self.n_warmup)
         self.outliers = self.steps[outliers]
         self.steady = self.steps[self.n_warmup :][~outliers[self.n_warmup :]]
+        self.deferred = self._deferred_waits()
         self.import_s = 0.0
         self.window = self._window()
         self.window_s = max(total_s(self.window) - self.import_s, 1e-9)
@@ -213,10 +221,35 @@ class RunView:
         derived = step_model.derive_steps(spans)  # a run killed before its end, or an older run
         return derived, ("steps derived on read" if len(derived) else "")
 
+    def _deferred_waits(self) -> np.ndarray:
+        """Syncs that start just after a steady step, outside every step and every evaluation:
+        the wait for GPU work that the host queued during the steps and ran ahead of (a CUDA
+        graph replayed or an async eval per step, then one read at the epoch's end). That wait
+        is the steps' time: without it, the host's side of a step would look like all of it."""
+        steady, syncs = self.steady, self.syncs
+        if not len(steady) or syncs.empty:
+            return _EMPTY
+        starts = syncs["start_ns"].to_numpy(np.int64)
+        ends = syncs["end_ns"].to_numpy(np.int64)
+        order = np.argsort(steady[:, 1])
+        step_ends = steady[order, 1]
+        before = np.searchsorted(step_ends, starts, side="right") - 1
+        median = float(np.median(steady[:, 1] - steady[:, 0]))
+        ok = before >= 0
+        gap = starts - step_ends[np.clip(before, 0, None)]
+        ok &= gap <= max(DEFERRED_GAP_NS, 2 * median)
+        ok &= ~inside(starts, starts + 1, merge(self.steps))
+        kinds = self.spans["kind"]
+        evals = self.spans[kinds.isin(EVAL_KINDS) | ((kinds == "phase") & (self.spans["name"] == "eval mode"))]
+        if not evals.empty:
+            ok &= ~inside(starts, starts + 1, merge(evals[["start_ns", "end_ns"]].to_numpy(np.int64)))
+        return merge(np.stack([starts[ok], ends[ok]], axis=1)) if ok.any() else _EMPTY
+
     def _window(self) -> np.ndarray:
         if len(self.steps):
             self.window_label = "steady-state training steps"
-            return merge(self.steady if len(self.steady) else self.steps)
+            steps = self.steady if len(self.steady) else self.steps
+            return merge(np.concatenate([steps, self.deferred])) if len(self.deferred) else merge(steps)
         spans = self.spans
         for kinds, label in (
             (("epoch",), "training time (epochs)"),
@@ -300,14 +333,18 @@ class RunView:
         # (which the verdict explains), not time lost in the step's Python.
         waits = pd.concat([self.syncs, self.cpu_evals]) if self.framework == "mlx" else self.syncs
         parts = step_model.split_steps(self.spans, steps, waits)
-        return {k: float(v.sum()) for k, v in parts.items()}
+        out = {k: float(v.sum()) for k, v in parts.items()}
+        out["sync"] = out.get("sync", 0.0) + total_s(self.deferred)  # waits for the steps' own work
+        return out
 
     @cached_property
     def step_median_s(self) -> float | None:
+        """The median steady step, plus its share of the deferred waits (a host that runs ahead
+        finishes its side of a step long before the GPU does)."""
         steps = self.steady if len(self.steady) else self.steps
         if not len(steps):
             return None
-        return float(np.median(steps[:, 1] - steps[:, 0])) / 1e9
+        return float(np.median(steps[:, 1] - steps[:, 0])) / 1e9 + total_s(self.deferred) / len(steps)
 
     def loaders(self) -> list[dict[str, Any]]:
         """The DataLoaders the run iterated (num_workers, batch_size, pin_memory), from the hooks."""

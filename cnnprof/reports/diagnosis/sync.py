@@ -180,7 +180,9 @@ def sync_cost(ctx: RunView, syncs: pd.DataFrame) -> tuple[float | None, str, str
     work; without syncs the host runs ahead and that idle time can vanish, but the GPU's busy time
     cannot (and NVML's idle share also counts the GPU's own gaps between kernels). (None, "",
     None) without either."""
-    traced = traced_sync_cost(ctx.gpu_trace, syncs, ctx.window)
+    steady = ctx.steady if len(ctx.steady) else ctx.steps
+    profiler = ctx.run.meta.get("profiler") or {}
+    traced = traced_sync_cost(ctx.gpu_trace, syncs, ctx.steps, steady, profiler)
     if traced is not None:
         return 100.0 * traced.share, "about", evidence_line(traced)
     busy = ctx.device_busy_pct

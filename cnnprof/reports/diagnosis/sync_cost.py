@@ -1,21 +1,28 @@
 """What the syncs cost, from the GPU trace of a few steps (traces/gpu_trace.py), when there is one.
 
 A blocking sync drains the GPU's queue: when it returns the GPU has nothing to do, and it waits
-while the host (released) prepares and launches the next work, then again whenever it outruns
-the host, until the host is ahead. Without the sync the host would already be ahead and that
-idle time would mostly vanish. So the estimate is the GPU's idle time *outside* the syncs, above
-the gaps the GPU shows even when it is fed (measured inside the syncs, where the host waits and
-the queue is full: the latency between dependent kernels), capped by the time the host spent
-waiting (what the syncs can give back at most if the host, not the GPU, is the slower side):
+while the host (released) prepares and launches the next work, and again whenever it outruns the
+host, until the host is ahead. Without the sync the host would run ahead and the step would take
+as long as the slower side: the GPU's work, or the host's (its step less the wait). So
 
-    cost = min(sync wait, sum over gaps outside syncs of max(0, gap - fed gap)) / traced time
+    saving per step = min(step - GPU work per step when fed, time the host waited in syncs)
 
-Checked on the H200 against a side-by-side run without the sync (docs/BENCHMARKS.md, issue 10).
+The GPU's work per step comes from the trace (kernels, copies and memsets, plus the gap the GPU
+shows between them even when fed, measured inside the syncs where the host waits and the queue
+is full), over the whole sync-to-sync cycles the trace holds. The step is the steady-state
+median outside the traced steps (recording CUPTI activity slows the host's launches), less
+cnnprof's own sampling (its handler's measured time), since that host time is on the critical
+path exactly when a sync has emptied the GPU's queue. Host-side figures are not taken from the
+traced steps for the same reason.
+
+Checked on the H200 against side-by-side runs without the sync, without cnnprof
+(docs/BENCHMARKS.md, issue 10).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,57 +38,103 @@ MIN_FED_GAPS = 5
 
 @dataclass(frozen=True)
 class SyncCost:
-    share: float  # of the traced time: the estimate
-    idle_share: float  # the GPU's idle time outside the syncs, above the fed gap
-    wait_share: float  # the host's time inside the syncs
+    share: float  # of the (profiler-corrected) step: the estimate
+    step_s: float  # the steady-state step
+    profiler_s: float  # cnnprof's sampling per step, subtracted
+    gpu_step_s: float  # the GPU's work per step when fed
+    busy_step_s: float  # of which kernels, copies and memsets
     fed_gap_ns: float
-    steps: int
-    traced_s: float
-    syncs: int
+    gaps_per_step: float
+    wait_step_s: float  # the host's time in syncs per step
+    steps: int  # whole steps the trace measured
+
+    @property
+    def saving_s(self) -> float:
+        return self.share * (self.step_s - self.profiler_s)
 
 
-def traced_sync_cost(trace: GpuTrace | None, syncs: pd.DataFrame, steady: np.ndarray) -> SyncCost | None:
-    """The estimate over the trace's window, or None without a trace inside the steady state
-    or without syncs inside the trace."""
-    if trace is None or not len(trace.busy) or syncs.empty:
+def _overlap_ns(busy: np.ndarray, start: int, end: int) -> int:
+    clipped = np.clip(busy, start, end)
+    return int((clipped[:, 1] - clipped[:, 0]).sum())
+
+
+def _fed_gap(trace: GpuTrace, waits: np.ndarray) -> float:
+    gaps = trace.gaps()
+    lengths = (gaps[:, 1] - gaps[:, 0]).astype(float)
+    fed = lengths[inside(gaps[:, 0], gaps[:, 1], waits)] if len(gaps) else lengths
+    if len(fed) >= MIN_FED_GAPS:
+        return float(np.median(fed))
+    return float(np.percentile(lengths, 10)) if len(lengths) else 0.0
+
+
+def profiler_cost_per_step(profiler: dict[str, Any], step_s: float) -> float:
+    """cnnprof's sampler handler time per step: its measured self time per sample times the
+    samples a step takes (0 for other profilers, whose cost the run does not measure)."""
+    self_s, samples, interval_ms = (profiler.get(k) for k in ("sampler_self_s", "samples", "interval_ms"))
+    if not all(isinstance(v, (int, float)) and v > 0 for v in (self_s, samples, interval_ms)):
+        return 0.0
+    return float(self_s) / float(samples) * step_s / (float(interval_ms) / 1e3)
+
+
+def traced_sync_cost(
+    trace: GpuTrace | None,
+    syncs: pd.DataFrame,
+    steps: np.ndarray,
+    steady: np.ndarray,
+    profiler: dict[str, Any],
+) -> SyncCost | None:
+    """The estimate, or None without a trace that holds two syncs (one whole cycle) and a step.
+    `syncs` are the accelerator syncs of the steady state; `steps` all steps, `steady` the
+    steady-state ones; `profiler` run.json's profiler section."""
+    if trace is None or not len(trace.busy) or syncs.empty or not len(steady):
         return None
     start, end = trace.span_ns
-    traced = end - start
-    if traced <= 0 or not inside(np.array([start]), np.array([end]), steady)[0]:
+    ends = np.sort(syncs["end_ns"].to_numpy(np.int64))
+    ends = ends[(ends > start) & (ends <= end)]
+    if len(ends) < 2:
+        return None
+    a, b = int(ends[0]), int(ends[-1])
+    n_steps = int(((steps[:, 1] > a) & (steps[:, 1] <= b)).sum())
+    if n_steps < 1:
         return None
     s = syncs["start_ns"].to_numpy(np.int64)
     e = syncs["end_ns"].to_numpy(np.int64)
-    keep = (e > start) & (s < end)
-    if not keep.any():
-        return None
-    waits = merge_intervals(np.stack([np.clip(s[keep], start, end), np.clip(e[keep], start, end)], axis=1))
-    wait_ns = float((waits[:, 1] - waits[:, 0]).sum())
-    gaps = trace.gaps()
-    lengths = (gaps[:, 1] - gaps[:, 0]).astype(float)
-    in_sync = inside(gaps[:, 0], gaps[:, 1], waits) if len(gaps) else np.zeros(0, dtype=bool)
-    fed = lengths[in_sync]
-    if len(fed) >= MIN_FED_GAPS:
-        fed_gap = float(np.median(fed))
-    else:
-        fed_gap = float(np.percentile(lengths, 10)) if len(lengths) else 0.0
-    idle_ns = float(np.clip(lengths[~in_sync] - fed_gap, 0.0, None).sum())
+    near = (e > start) & (s < end)
+    waits = merge_intervals(np.stack([s[near], e[near]], axis=1))
+    fed_gap = _fed_gap(trace, waits)
+    busy_step = _overlap_ns(trace.busy, a, b) / n_steps
+    gaps_step = float(((trace.busy[:, 0] > a) & (trace.busy[:, 0] < b)).sum()) / n_steps
+    gpu_step = busy_step + gaps_step * fed_gap
+
+    untraced = steady[(steady[:, 1] <= start) | (steady[:, 0] >= end)]
+    durations = untraced if len(untraced) else steady
+    step_ns = float(np.median(durations[:, 1] - durations[:, 0]))
+    profiler_ns = profiler_cost_per_step(profiler, step_ns / 1e9) * 1e9
+    host_step = step_ns - profiler_ns
+    wait_step = float((syncs["end_ns"] - syncs["start_ns"]).sum()) / len(steady)
+    saving = max(0.0, min(host_step - gpu_step, wait_step))
     return SyncCost(
-        share=min(idle_ns, wait_ns) / traced,
-        idle_share=idle_ns / traced,
-        wait_share=wait_ns / traced,
+        share=saving / host_step if host_step > 0 else 0.0,
+        step_s=step_ns / 1e9,
+        profiler_s=profiler_ns / 1e9,
+        gpu_step_s=gpu_step / 1e9,
+        busy_step_s=busy_step / 1e9,
         fed_gap_ns=fed_gap,
-        steps=trace.steps,
-        traced_s=traced / 1e9,
-        syncs=int(keep.sum()),
+        gaps_per_step=gaps_step,
+        wait_step_s=wait_step / 1e9,
+        steps=n_steps,
     )
 
 
 def evidence_line(cost: SyncCost) -> str:
+    ms = 1e3
+    profiler = f", {(cost.step_s - cost.profiler_s) * ms:.2f} ms without cnnprof's sampling" if cost.profiler_s else ""
     return (
-        f"GPU trace of {cost.steps} steps ({cost.traced_s * 1e3:.0f} ms, {cost.syncs:,} syncs; CUPTI): the GPU "
-        f"sat idle {cost.idle_share:.1%} of the time outside the syncs (beyond its {cost.fed_gap_ns / 1e3:.1f} us "
-        f"gaps while fed) and the host waited {cost.wait_share:.1%} inside them: removing the syncs saves "
-        f"about {cost.share:.0%}, the smaller of the two"
+        f"GPU trace of {cost.steps} steps (CUPTI): the GPU's work per step when fed is {cost.gpu_step_s * ms:.2f} ms "
+        f"({cost.busy_step_s * ms:.2f} ms of kernels and copies, {cost.gaps_per_step:.0f} gaps of "
+        f"{cost.fed_gap_ns / 1e3:.1f} us); the steady step takes {cost.step_s * ms:.2f} ms{profiler}, "
+        f"{cost.wait_step_s * ms:.2f} ms of it waiting in syncs: without them the step would take the longer of "
+        f"the GPU's work and the host's, saving about {cost.share:.0%} ({cost.saving_s * ms:.2f} ms a step)"
     )
 
 
