@@ -550,3 +550,42 @@ def make_run(
     )
     write_record(path, record)
     return path
+
+
+WORKER_FILE = "/home/user/project/augment.py"  # the made-up user code the children run
+
+
+def add_children(run_dir: Path, roles: tuple[str, ...] = ("dataloader worker 0", "dataloader worker 1")) -> list[int]:
+    """Gives a run made by `make_run` child processes, as profiler/children.py leaves them: each
+    child's samples file (its stacks as sampler identifiers, its samples' end times) turned into
+    processes/<pid>/ by the real conversion, and run.json's "processes" section. Each child runs
+    `transform` (under `__getitem__`) for 3 ms, then waits 1 ms for its next index, over the run's
+    middle half. Returns the pids."""
+    from cnnprof.profiler.children import convert
+
+    record = json.loads((run_dir / "run.json").read_text())
+    t0, duration = record["t0_perf_ns"], record["duration_ns"]
+    loop = "_worker_loop\x00/usr/lib/python3/site-packages/torch/utils/data/_utils/worker.py\x00200\x01l300"
+    getitem = f"__getitem__\x00{WORKER_FILE}\x0010\x01l12"
+    work = [loop, getitem, f"transform\x00{WORKER_FILE}\x0020\x01l25"]
+    wait = [loop, "get\x00/usr/lib/python3.11/multiprocessing/queues.py\x0090\x01l103"]
+    (run_dir / schema.PROCESSES).mkdir(exist_ok=True)
+    pids = []
+    for i, role in enumerate(roles):
+        pid = 40_000 + i
+        start = t0 + duration // 4
+        samples, end = [], start
+        while end < t0 + 3 * duration // 4:
+            for sid, ms in ((0, 3), (1, 1)):
+                end += ms * MS
+                samples.append([sid, end])
+        doc = {
+            "pid": pid, "ppid": record.get("pid") or 1, "role": role, "target": "_worker_loop",
+            "start_method": "fork", "start_ns": start, "end_ns": end, "cpu_s": 0.75 * (end - start) / S,
+            "interval_s": 0.001, "sampler_self_s": 0.0, "note": "", "stacks": [work, wait], "samples": samples,
+        }  # fmt: skip
+        (run_dir / schema.PROCESSES / f"{pid}.json").write_text(json.dumps(doc))
+        pids.append(pid)
+    record["processes"] = {"children": convert(run_dir, t0), "main_pid": 4242, "threads": "main thread only"}
+    (run_dir / "run.json").write_text(json.dumps(record))
+    return pids

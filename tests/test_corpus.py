@@ -22,12 +22,18 @@ def _line(script: str, marker: str) -> int:
     return next(i for i, line in enumerate(lines, 1) if marker in line)
 
 
-def _profile(script: str, tmp_path: Path) -> dict[str, Any]:
+def _record(script: str, tmp_path: Path, *options: str) -> Path:
+    """`cnnprof profile` of a corpus script (no telemetry, no report unless `options` ask): its run dir."""
     out = tmp_path / "runs"
-    cmd = [sys.executable, "-m", "cnnprof.cli", "profile", "--telemetry", "none", "--no-report", "--out", str(out)]
+    cmd = [sys.executable, "-m", "cnnprof.cli", "profile", "--telemetry", "none", *options, "--out", str(out)]
     proc = subprocess.run([*cmd, "--", str(CORPUS / script)], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run_dir,) = out.iterdir()
+    return run_dir
+
+
+def _profile(script: str, tmp_path: Path) -> dict[str, Any]:
+    run_dir = _record(script, tmp_path, "--no-report")
     proc = subprocess.run(
         [sys.executable, "-m", "cnnprof.cli", "diagnose", "--json", str(run_dir)],
         cwd=REPO,
@@ -67,6 +73,42 @@ def test_worker_transfer_is_input_bound_by_moving_batches_and_never_says_add_wor
     assert any("num_workers=2; cause: transfer" in e for e in finding["evidence"])
     assert "moving batches out of the worker processes" in finding["claim"]
     assert "num_workers>0" not in finding["fix"] and "raise num_workers" not in finding["fix"]
+
+
+def test_a_transform_in_two_workers_is_named_from_the_workers_stacks(tmp_path: Path) -> None:
+    script = "worker_transform.py"
+    result = _profile(script, tmp_path)
+    assert result["verdict"]["id"] == "input-bound"
+    finding = _finding(result, "input-bound")
+    # The main process only shows the wait; the transform's lines come from the workers' samples.
+    claim = finding["claim"]
+    assert "the workers can't keep up (busy making batches" in claim and "box_blur" in claim
+    busy = int(claim.split("busy making batches ")[1].split("%")[0])
+    assert busy >= 75  # the blur is the workers' whole job: most of their samples, however loaded the machine
+    waited = int(claim.split("waited on their queue ")[1].split("%")[0])
+    assert 0 < waited <= 100
+    assert {(script, _line(script, "TRANSFORM-DEF")), (script, _line(script, "def __getitem__"))} <= _sites(finding)
+    assert any("in the 2 DataLoader workers (their own stack samples)" in e for e in finding["evidence"])
+    assert any("num_workers=2; cause: wait" in e for e in finding["evidence"])
+    assert "num_workers>0" not in finding["fix"]
+
+
+def test_a_pool_map_has_its_workers_stacks_in_the_run_and_the_report(tmp_path: Path) -> None:
+    from cnnprof.traces.reader import RunData
+
+    script = "pool_map.py"
+    run = RunData(_record(script, tmp_path))  # many results per worker: each rewrites its samples
+    children = run.children
+    assert len(children) == 2 and {c.role for c in children} == {"pool worker"}
+    for child in children:
+        frames, stacks = child.stacks["frames"], child.stacks["stacks"]
+        sampled = {frames[f]["function"] for sid in set(child.samples["stack_id"]) for f in stacks[sid]}
+        assert "collatz_steps" in sampled
+        assert (child.samples["dt_ns"] >= 0).all()
+    html = (run.path / "report.html").read_text(encoding="utf-8")
+    for child in children:
+        assert f"pool worker (pid {child.pid})" in html  # its lane's title and the call tree's process picker
+    assert "collatz_steps" in html
 
 
 def test_list_conversion_at_load_is_setup_heavy_and_named(tmp_path: Path) -> None:

@@ -350,4 +350,15 @@ def test_findings_are_sorted_and_render(tmp_path: Path) -> None:
 def test_input_cause_from_what_the_main_process_did(kinds: dict[str, float], workers: int, cause: str) -> None:
     from cnnprof.reports.diagnosis.input import _cause
 
-    assert _cause(kinds, sum(kinds.values()), workers) == cause
+    assert _cause(kinds, sum(kinds.values()), workers, None) == cause
+
+
+@pytest.mark.parametrize(("work_s", "cause"), [(0.9, "wait"), (0.1, "transfer")])
+def test_input_cause_from_the_workers_own_samples(work_s: float, cause: str) -> None:
+    """The main process's fetch time looks like moving batches (its samples are in the shared-memory
+    handover, waiting on the workers' busy resource sharer): the workers' samples tell the two apart."""
+    from cnnprof.reports.diagnosis.input import _cause
+    from cnnprof.reports.diagnosis.workers import WorkerTime
+
+    kinds = {"transfer": 6.0, "wait": 3.0, "work": 1.0}
+    assert _cause(kinds, 10.0, 2, WorkerTime(2, sampled_s=1.0, work_s=work_s)) == cause

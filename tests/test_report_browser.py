@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from report_runs import HOSTILE_FUNCTION, make_run
+from report_runs import HOSTILE_FUNCTION, add_children, make_run
 
 from cnnprof.reports.html import build_report
 from cnnprof.traces.energy import energy_by_source
@@ -305,5 +305,38 @@ def test_the_range_panel_counts_every_span(browser: Any, tmp_path: Path):
     text = page.page.locator("#sel-phases").inner_text()
     for name, n in expected.items():
         assert f"sync: {name}\t{n:,} spans started in range" in text, text
+    page.assert_clean()
+    page.page.close()
+
+
+def test_the_call_tree_shows_one_process_or_all(browser: Any, tmp_path: Path):
+    run_dir = make_run(tmp_path / "run", epochs=1, batches=6, telemetry=("procfs",), cprofile=False)
+    add_children(run_dir)
+    page = Page(browser, build_report([run_dir], tmp_path / "report.html"))
+    page.assert_clean()
+    lanes = page.js("document.getElementById('timeline').data.map(t => t.meta).filter(m => m.startsWith('process:'))")
+    assert sorted(set(lanes)) == ["process:40000", "process:40001"]
+    labels = ["main process (pid 4242)", "dataloader worker 0 (pid 40000)", "dataloader worker 1 (pid 40001)"]
+    assert page.js("window.cnnprof.processes") == labels
+    tree = page.page.locator("#sel-tree")
+    everything = page.js("window.cnnprof.treeTotalUs")
+    assert all(label in tree.inner_text() for label in labels)  # one root per process
+
+    page.page.select_option("#sel-proc", "1")
+    worker = page.js("window.cnnprof.treeTotalUs")
+    text = tree.inner_text()
+    assert "transform" in text and "__getitem__" in text and labels[0] not in text and labels[2] not in text
+    funcs = page.page.locator("#sel-funcs").inner_text()
+    assert "transform" in funcs
+
+    page.page.select_option("#sel-proc", "0")
+    main = page.js("window.cnnprof.treeTotalUs")
+    assert "transform" not in tree.inner_text() and "transform" not in page.page.locator("#sel-funcs").inner_text()
+    # the two workers sampled alike: all = main + 2 x one worker
+    assert everything == pytest.approx(main + 2 * worker, rel=1e-6)
+    assert worker > 0 and main > 0
+
+    page.page.select_option("#sel-proc", "all")
+    assert page.js("window.cnnprof.treeTotalUs") == pytest.approx(everything)
     page.assert_clean()
     page.page.close()

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from . import recovery, schema, streams
 from .losses import losses
+from .processes import ProcessSamples, child_processes
 from .record import RunDirError, RunRecord, read_record
 from .writer import to_table
 
@@ -165,6 +166,12 @@ class RunData:
             self.notes.append(f"{schema.STACKS} has the wrong shape ({why}); stack samples left out")
             return none
         return samples, _printable_frames(stacks)
+
+    @cached_property
+    def children(self) -> list[ProcessSamples]:
+        """The run's child processes (DataLoader and Pool workers, ...) with their stack samples,
+        read once (a child whose files are unreadable is noted once)."""
+        return child_processes(self)
 
     @property
     def label(self) -> str:

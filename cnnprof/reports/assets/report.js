@@ -65,11 +65,12 @@
       if (L.d) { var m = 0; for (var i = 0; i < L.d.length; i++) if (L.d[i] > m) m = L.d[i]; L.maxd = m; }
     });
     Object.keys(T.power || {}).forEach(function (k) { unpackAll(T.power[k], ['x', 'e']); });
-    if (T.stacks) {
-      unpackAll(T.stacks.tree, ['parent', 'func', 'first']);
-      unpackAll(T.stacks.rows, ['count', 'n', 'w']);
-      unpackAll(T.stacks.flame, ['s', 'd', 'z', 'f']);
-    }
+    [T.stacks, T.procs].forEach(function (S) {
+      if (!S) return;
+      unpackAll(S.tree, ['parent', 'func', 'first']);
+      unpackAll(S.rows, ['count', 'n', 'w']);
+      if (S.flame) unpackAll(S.flame, ['s', 'd', 'z', 'f']);
+    });
   })(DATA.timeline);
 
   // -- sortable tables ---------------------------------------------------------------------------
@@ -139,21 +140,17 @@
   function setupTimeline(fig, T) {
     var div = document.getElementById('timeline');
     var st = T.stacks, tEnd = T.t_end_s;
-    var flame = null, children = null, roots = [];
+    var flame = null;
     if (st) {
       var f = st.flame;
       flame = { start: f.s, dur: f.d, depth: f.z, func: f.f, draw: f.draw };
-      var parent = st.tree.parent;
-      children = [];
-      for (var i = 0; i < parent.length; i++) children.push([]);
-      for (var node = 0; node < parent.length; node++) {
-        if (parent[node] >= 0) children[parent[node]].push(node); else roots.push(node);
-      }
-      // Row offsets per time bucket (rows are sorted by bucket).
-      var counts = st.rows.count, offsets = new Float64Array(counts.length + 1);
-      for (var b = 0; b < counts.length; b++) offsets[b + 1] = offsets[b] + counts[b];
-      st.rows.offsets = offsets;
     }
+    // The call tree's source: the main process's samples, or (a run with child processes) every
+    // process's, each under a root of its own; `pick` is 'all' or the index of one process.
+    var trees = { main: st ? treeSource(st) : null, all: T.procs ? treeSource(T.procs) : null };
+    var pick = 'all';
+    if (trees.all) processPicker(T.procs.procs);
+    api.setProcess = setProcess;
     if (flame && T.flame_trace !== null && T.flame_trace !== undefined) {
       Object.assign(fig.data[T.flame_trace], flameTrace(0, tEnd * 1e6));
     }
@@ -285,6 +282,41 @@
       return tr;
     }
 
+    function treeSource(S) {
+      var parent = S.tree.parent, kids = [], roots = [], rootOf = new Int32Array(parent.length);
+      for (var i = 0; i < parent.length; i++) kids.push([]);
+      // Parents come before their children: a node's root is its parent's.
+      for (var node = 0; node < parent.length; node++) {
+        if (parent[node] >= 0) { kids[parent[node]].push(node); rootOf[node] = rootOf[parent[node]]; }
+        else { roots.push(node); rootOf[node] = node; }
+      }
+      // Row offsets per time bucket (rows are sorted by bucket).
+      var counts = S.rows.count, offsets = new Float64Array(counts.length + 1);
+      for (var b = 0; b < counts.length; b++) offsets[b + 1] = offsets[b] + counts[b];
+      S.rows.offsets = offsets;
+      return { S: S, children: kids, roots: roots, rootOf: rootOf };
+    }
+
+    function processPicker(procs) {
+      var tree = document.getElementById('sel-tree');
+      if (!tree) return;
+      var box = el('p', 'small');
+      box.appendChild(document.createTextNode('Process: '));
+      var select = box.appendChild(el('select'));
+      select.id = 'sel-proc';
+      select.appendChild(el('option', null, 'all processes (main and children)')).value = 'all';
+      procs.forEach(function (p, i) { select.appendChild(el('option', null, p[0])).value = String(i); });
+      select.addEventListener('change', function () { setProcess(select.value); });
+      tree.parentNode.insertBefore(box, tree);
+      api.processes = procs.map(function (p) { return p[0]; });
+    }
+    function setProcess(value) {
+      pick = value === 'all' ? 'all' : +value;
+      var select = document.getElementById('sel-proc');
+      if (select) select.value = String(value);
+      if (api.range) renderStacks(api.range[0] * 1e6, api.range[1] * 1e6);
+    }
+
     function flameLegend(cats) {
       var box = document.getElementById('flame-legend');
       if (!box) return;
@@ -354,22 +386,27 @@
     function renderStacks(a, b) {
       var treeBox = clear(document.getElementById('sel-tree'));
       var funcBox = clear(document.getElementById('sel-funcs'));
-      if (!st) {
+      var src = trees.all || trees.main;
+      if (!src) {
         treeBox.appendChild(el('p', 'muted', 'No stack samples in this run (see "What is missing").'));
         return;
       }
-      var R = st.rows, bw = R.bucket_us, nNodes = st.tree.parent.length, nb = R.count.length;
+      var S = src.S, only = pick === 'all' || !trees.all ? -1 : T.procs.procs[pick][1];
+      var roots = only < 0 ? src.roots : [only];
+      var R = S.rows, bw = R.bucket_us, nNodes = S.tree.parent.length, nb = R.count.length;
       var self = new Float64Array(nNodes), total, i;
       var b0 = Math.max(0, Math.floor(a / bw)), b1 = Math.min(nb - 1, Math.floor(b / bw));
       for (var bk = b0; bk <= b1; bk++) {
         var t0 = bk * bw, ov = Math.min(t0 + bw, b) - Math.max(t0, a);
         if (ov <= 0) continue;
         var frac = Math.min(1, ov / bw);
-        for (i = R.offsets[bk]; i < R.offsets[bk + 1]; i++) self[R.n[i]] += R.w[i] * frac;
+        for (i = R.offsets[bk]; i < R.offsets[bk + 1]; i++) {
+          if (only < 0 || src.rootOf[R.n[i]] === only) self[R.n[i]] += R.w[i] * frac;
+        }
       }
       total = Float64Array.from(self);
       api.lastSelf = self;
-      var parent = st.tree.parent;
+      var parent = S.tree.parent;
       for (i = nNodes - 1; i >= 0; i--) if (parent[i] >= 0) total[parent[i]] += total[i];
       var sum = 0;
       roots.forEach(function (r) { sum += total[r]; });
@@ -383,40 +420,41 @@
       var budget = { n: 700 };
       var ul = treeBox.appendChild(el('ul', 'tree-root'));
       roots.slice().sort(function (x, y) { return total[y] - total[x]; }).forEach(function (r) {
-        treeNode(ul, r, total, self, sum, budget, 0);
+        treeNode(src, ul, r, total, self, sum, budget, 0);
       });
 
       // Bottom-up: self and total per function.
-      var fn = st.tree.func, first = st.tree.first, F = st.funcs.name.length;
+      var fn = S.tree.func, first = S.tree.first, F = S.funcs.name.length;
       var fself = new Float64Array(F), ftotal = new Float64Array(F);
       for (i = 0; i < nNodes; i++) { fself[fn[i]] += self[i]; if (first[i]) ftotal[fn[i]] += total[i]; }
       var idx = [];
       for (i = 0; i < F; i++) if (fself[i] > 0) idx.push(i);
       idx.sort(function (x, y) { return fself[y] - fself[x] || ftotal[y] - ftotal[x]; });
       var rows = idx.slice(0, 30).map(function (f) {
-        return [st.funcs.name[f], st.funcs.where[f], ms(fself[f]), pct(fself[f] / sum), ms(ftotal[f]), pct(ftotal[f] / sum)];
+        return [S.funcs.name[f], S.funcs.where[f], ms(fself[f]), pct(fself[f] / sum), ms(ftotal[f]), pct(ftotal[f] / sum)];
       });
       var t = table(['function', 'where', 'self', 'self %', 'total', 'total %'], rows, [false, false, true, true, true, true]);
       t.classList.add('funcs');
       funcBox.appendChild(t);
     }
 
-    function treeNode(parentEl, node, total, self, sum, budget, depth) {
+    function treeNode(src, parentEl, node, total, self, sum, budget, depth) {
       if (budget.n <= 0) return;
       budget.n -= 1;
+      var S = src.S;
       var li = parentEl.appendChild(el('li'));
-      var kids = children[node].filter(function (c) { return total[c] > 0; });
+      var kids = src.children[node].filter(function (c) { return total[c] > 0; });
       kids.sort(function (x, y) { return total[y] - total[x]; });
       var share = total[node] / sum;
-      var fn = st.tree.func[node];
+      var fn = S.tree.func[node];
       var row = el('span', 'tree-row');
       var bar = row.appendChild(el('span', 'tree-bar'));
       bar.appendChild(el('span', 'tree-fill')).style.width = Math.max(0.5, 100 * share).toFixed(1) + '%';
       row.appendChild(el('span', 'tree-pct', pct(share)));
       row.appendChild(el('span', 'tree-ms', ms(total[node])));
       row.appendChild(el('span', 'tree-ms self', ms(self[node])));
-      row.appendChild(el('span', 'tree-fn', st.funcs.name[fn]));
-      row.appendChild(el('span', 'tree-where', st.funcs.where[fn]));
+      row.appendChild(el('span', 'tree-fn', S.funcs.name[fn]));
+      row.appendChild(el('span', 'tree-where', S.funcs.where[fn]));
       var shown = kids.filter(function (c) { return total[c] / sum >= 0.002; });
       if (!shown.length) { li.className = 'leaf'; li.appendChild(row); return; }
       var det = li.appendChild(el('details'));
@@ -425,7 +463,7 @@
         if (det.getAttribute('data-built')) return;
         det.setAttribute('data-built', '1');
         var ul = det.appendChild(el('ul'));
-        shown.forEach(function (c) { treeNode(ul, c, total, self, sum, budget, depth + 1); });
+        shown.forEach(function (c) { treeNode(src, ul, c, total, self, sum, budget, depth + 1); });
         var hidden = kids.length - shown.length;
         if (hidden > 0) ul.appendChild(el('li', 'muted small', hidden + ' smaller callee(s) left out'));
       };

@@ -14,6 +14,7 @@ import pandas as pd
 
 from ...traces import steps as step_model
 from ...traces.gpu_trace import GpuTrace, read_gpu_trace
+from ...traces.processes import ProcessSamples
 from ...traces.reader import RunData
 from ...traces.steps import merge_intervals as merge
 from .series import Series, gpu_util, util_over
@@ -86,9 +87,10 @@ def _device_of(backend: str) -> str | None:
 
 
 class Samples:
-    """The stack samples with per-stack facts computed once per unique stack."""
+    """The stack samples (of the main process, or of one child) with per-stack facts computed
+    once per unique stack."""
 
-    def __init__(self, run: RunData) -> None:
+    def __init__(self, run: RunData | ProcessSamples) -> None:
         samples = run.samples
         stacks = run.stacks
         self.frames = [
@@ -345,6 +347,12 @@ class RunView:
         if not len(steps):
             return None
         return float(np.median(steps[:, 1] - steps[:, 0])) / 1e9 + total_s(self.deferred) / len(steps)
+
+    @cached_property
+    def children(self) -> list[tuple[ProcessSamples, Samples]]:
+        """The run's child processes, each with its stack samples: read on first use, by the
+        rules that look at them (a run without children reads nothing)."""
+        return [(proc, Samples(proc)) for proc in self.run.children]
 
     def loaders(self) -> list[dict[str, Any]]:
         """The DataLoaders the run iterated (num_workers, batch_size, pin_memory), from the hooks."""

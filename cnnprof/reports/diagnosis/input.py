@@ -11,7 +11,9 @@ iterates the loader) and its cause, each with its own fix:
 * *waiting for workers*: the main process waits on the workers' queue: they can't keep up.
 
 The DataLoader's own `num_workers` (recorded by the hook on `DataLoader.__iter__`) decides the
-advice, so it never advises what the script already does.
+advice, so it never advises what the script already does. With workers, their own stack samples
+(workers.py) name the lines that make the batches (the transform, the dataset's `__getitem__`),
+and the finding says what share of the step time the main process spent waiting for them.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 from ..findings import SAMPLES, CallSite, Finding
 from .context import TOP_SITES, Frame, RunView, inside, merge, norm
 from .sites import first_user_frame, short
+from .workers import WorkerTime, worker_time
 
 # A quarter of the step in the input pipeline means the device waits that long every step
 # unless loading overlaps with compute (which in-process loading does not).
@@ -35,6 +38,9 @@ INPUT_NAME_SHARE = 0.10
 # rebuilding shared-memory tensors). The cause is "wait" (the workers can't keep up) when waiting
 # is at least half of that time, else "transfer" (moving batches costs more than making them).
 WAIT_SHARE = 0.50
+# Workers whose own samples are in a dataset's __getitem__ or collate for this share of their time
+# or more can't keep up (the corpus: 95 % in a per-sample blur, 6 % in worker_transfer.py's).
+WORKERS_BUSY_SHARE = 0.75
 # Host-to-device copies, as stack-sample leaves (only input work on a GPU run).
 _H2D_METHODS = ("to", "cuda", "copy_", "pin_memory")
 # Where the main process receives a batch from a worker: unpickling it (`loads` in the queue's
@@ -190,25 +196,57 @@ def _finding(
         (file, line), (n, s) = loops[0]
         evidence.append(f"the loop that fetches the batches: {short(file)}:{line} ({s:.2f} s in {n:,} samples)")
     workers = _workers(ctx)
-    cause = _cause(kinds, sampled_input_s, workers)
+    busy = worker_time(ctx) if workers != 0 else None  # the workers' own samples, read only here
+    cause = _cause(kinds, sampled_input_s, workers, busy)
     evidence.append(_cause_line(cause, kinds, sampled_input_s, workers))
     names = [kv[0][0] for kv in ranked[:2] if kv[1][1] >= INPUT_NAME_SHARE * max(sampled_input_s, 1e-9)]
     where = f", mostly in {' and '.join(names)}" if names and cause != "transfer" else ""
     what = {"transfer": ": moving batches out of the worker processes", "wait": ": waiting for the workers"}.get(
         cause, ""
     )
+    call_sites = []
+    if busy is not None and busy.work_s > 0:
+        evidence += _worker_lines(busy)
+        call_sites = [CallSite(file, line, int(n), float(s), SAMPLES) for (_, file, line), (n, s) in busy.ranked()[:5]]
+    if cause == "wait" and sampled_input_s > 0:
+        waited = share * kinds.get("wait", 0.0) / sampled_input_s
+        evidence.append(f"the main process waited on the workers' queue {waited:.0%} of the step time")
+        if busy is not None and busy.work_s > 0:
+            top = [kv[0][0] for kv in busy.ranked()[:2] if kv[1][1] >= INPUT_NAME_SHARE * busy.work_s]
+            what = (
+                f": the workers can't keep up (busy making batches {busy.busy_share:.0%} of their time; the main "
+                f"process waited on their queue {waited:.0%} of the step time)"
+            )
+            where = f"; the workers' time goes to {' and '.join(top)}" if top else ""
     claim = f"Loading batches takes {share:.0%} of the steady-state step time (input-bound){what}{where}"
-    call_sites = [CallSite(file, line, int(n), float(s), SAMPLES) for (_, file, line), (n, s) in ranked[:TOP_SITES]]
+    call_sites += [CallSite(file, line, int(n), float(s), SAMPLES) for (_, file, line), (n, s) in ranked[:TOP_SITES]]
     call_sites += [CallSite(file, line, int(n), float(s), SAMPLES) for (file, line), (n, s) in loops[:1]]
     severity = "high" if share >= INPUT_HIGH_SHARE else "medium"
     return Finding("input-bound", severity, claim, evidence, _fix(cause, workers), call_sites)
 
 
-def _cause(kinds: dict[str, float], total: float, workers: int | None) -> str:
+def _worker_lines(busy: WorkerTime) -> list[str]:
+    plural = "s" if busy.workers != 1 else ""
+    lines = [
+        f"in the {busy.workers} DataLoader worker{plural} (their own stack samples): {busy.work_s:.2f} s of "
+        f"{busy.sampled_s:.2f} s sampled in the window making batches"
+    ]
+    for (function, file, line), (n, s) in busy.ranked()[:5]:
+        lines.append(f"{function} ({short(file)}:{line}) in the workers: {s:.2f} s in {int(n):,} samples")
+    return lines
+
+
+def _cause(kinds: dict[str, float], total: float, workers: int | None, busy: WorkerTime | None) -> str:
+    """With workers: "wait" when the main process waits on their queue for half its fetch time or
+    more, or when their own samples show them making batches most of the time (WORKERS_BUSY_SHARE:
+    the main process then also waits on their busy resource-sharer threads to hand over each batch's
+    shared memory, which its samples show as receiving); else "transfer"."""
     if total <= 0:
         return "unknown"
     if workers:
-        return "wait" if kinds.get("wait", 0.0) >= WAIT_SHARE * total else "transfer"
+        if kinds.get("wait", 0.0) >= WAIT_SHARE * total:
+            return "wait"
+        return "wait" if busy is not None and busy.busy_share >= WORKERS_BUSY_SHARE else "transfer"
     return "work"
 
 

@@ -1,6 +1,7 @@
 """The report's timeline: lanes on one time axis (phases and syncs, GPU clock and activity, power,
-CPU, memory, thermal, the stack samples as a flame chart) as one plotly figure, plus the compact
-data the page's script uses when a time range is selected (call tree, phases, energy).
+CPU, memory, thermal, the stack samples as a flame chart, one flame chart per child process) as
+one plotly figure, plus the compact data the page's script uses when a time range is selected
+(call tree of one process or all, phases, energy).
 
 The parts: `lanes/` (one module per lane, ordered by the registry in lanes/__init__.py), `lane.py`
 (the protocol and the context a lane builder gets), `spans.py` and `stacks.py` (the run's spans
@@ -28,7 +29,7 @@ from .lanes import LANES
 from .lanes.phases import top_phases
 from .layout import assemble
 from .spans import SpanArrays, range_panel_data
-from .stacks import stack_data
+from .stacks import process_tree, stack_data
 
 
 @dataclass
@@ -47,6 +48,7 @@ def build_timeline(run: RunData) -> Timeline:
     t_end = max(t_end_ns / 1e9, 1e-3)
     ctx = LaneContext(run, tel, SpanArrays.of(run.spans), t_end)
     ctx.stacks = stack_data(run, t_end, ctx.notes)
+    ctx.children = run.children
 
     lanes = [lane for build in LANES for lane in build(ctx)]
     if note := ctx.thinning_note():
@@ -67,6 +69,8 @@ def build_timeline(run: RunData) -> Timeline:
         "t_end_s": t_end,
         "phases": phases,
         "stacks": ctx.stacks.payload if ctx.stacks else None,
+        # every process's call tree, for the page's process picker (a run with children only)
+        "procs": process_tree(run, ctx.children, t_end) if ctx.children else None,
         "power": power_payload(series),
     }
     if not lanes:

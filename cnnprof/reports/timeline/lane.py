@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from ...traces.metrics import label as metric_label
 from ...traces.metrics import metric_parts
+from ...traces.processes import ProcessSamples
 from ...traces.reader import RunData
 from ...traces.series import SeriesKey, TelemetrySeries
 from ..text import plotly_text
@@ -41,6 +42,7 @@ class LaneContext:
     spans: SpanArrays | None  # None: no readable spans
     t_end: float  # seconds: the right end of the time axis
     stacks: StackData | None = None  # None: no stack samples
+    children: list[ProcessSamples] = field(default_factory=list)  # the run's child processes, sampled
     notes: list[str] = field(default_factory=list)  # what was downsampled and how
     absent: list[str] = field(default_factory=list)  # one line per lane left out, saying why
     page: dict[str, Any] = field(default_factory=dict)  # data a lane hands to the page's script

@@ -1,5 +1,7 @@
 """The stack samples for the page: functions and their colour categories, the call tree, the
-(time slice, node, weight) rows a range's call tree is summed from, and the merged flame bars."""
+(time slice, node, weight) rows a range's call tree is summed from, and the merged flame bars;
+and the same call-tree data over every process of the run (the main one and its children), for
+the page's process picker."""
 
 from __future__ import annotations
 
@@ -7,16 +9,22 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ...traces.flame import (
     OWN_FUNCTION,
+    CallTree,
     FlameBars,
+    Functions,
+    SampleIntervals,
     call_tree,
     function_matrix,
     is_own_frame,
     merge_samples,
     sample_intervals,
 )
+from ...traces.processes import SECTION as PROCESS_SECTION
+from ...traces.processes import ProcessSamples
 from ...traces.reader import RunData
 from .packing import index_kind, pack
 from .style import CATEGORY_COLORS, PALETTE
@@ -46,9 +54,20 @@ def category(file: str, library: bool) -> str:
     return "python stdlib" if library else "your code"
 
 
-def stack_data(run: RunData, t_end: float, notes: list[str]) -> StackData | None:
-    stacks = run.stacks
-    samples = run.samples
+PROCESS_FILE = "<process>"  # the file of the one-per-process root frame of the all-process call tree
+
+
+@dataclass
+class Prepared:
+    """Stack samples made ready for a flame chart or a call tree: the function-level stack matrix
+    (cnnprof's own frames folded away), the functions, and the samples as intervals."""
+
+    matrix: np.ndarray
+    funcs: Functions
+    intervals: SampleIntervals
+
+
+def prepare(stacks: dict[str, Any], samples: pd.DataFrame, notes: list[str]) -> Prepared | None:
     if samples.empty or not stacks.get("stacks"):
         return None
     matrix, funcs = function_matrix(stacks, fold_own=True)
@@ -59,20 +78,69 @@ def stack_data(run: RunData, t_end: float, notes: list[str]) -> StackData | None
             + (", ..." if len(own) > 4 else "") + ") are folded away; stacks.json keeps them"
         )
     intervals = sample_intervals(samples, matrix.shape[0])
-    if len(intervals) == 0:
-        return None
-    bars = merge_samples(intervals, matrix)
-    tree = call_tree(matrix)
+    return Prepared(matrix, funcs, intervals) if len(intervals) else None
 
-    cats = [
-        "cnnprof" if fn == OWN_FUNCTION else category(f, lib)
+
+def categories(funcs: Functions) -> list[str]:
+    return [
+        "cnnprof" if fn == OWN_FUNCTION else "process" if f == PROCESS_FILE else category(f, lib)
         for fn, f, lib in zip(funcs.function, funcs.file, funcs.library)
     ]
+
+
+def stack_data(run: RunData, t_end: float, notes: list[str]) -> StackData | None:
+    prepared = prepare(run.stacks, run.samples, notes)
+    if prepared is None:
+        return None
+    bars = merge_samples(prepared.intervals, prepared.matrix)
+    payload = _tree_payload(prepared, call_tree(prepared.matrix), t_end, notes)
+    payload["flame"] = _flame_payload(bars, notes)
+    depth = int(min(FLAME_MAX_DEPTH, (bars.depth.max() + 1) if len(bars) else 1))
+    return StackData(payload, depth)
+
+
+def process_tree(run: RunData, children: list[ProcessSamples], t_end: float) -> dict[str, Any] | None:
+    """The call-tree data of every process at once, for the page's process picker: each process's
+    stacks under a root frame of its own (its label), so that the tree of all of them has one
+    root per process, and the tree of one process is that root's subtree. `procs` lists
+    (label, root node) per process, the main process first."""
+    main_pid = run.record.section(PROCESS_SECTION).get("main_pid")
+    sources = [(f"main process (pid {main_pid})" if main_pid else "main process", run.samples, run.stacks)]
+    sources += [(p.label, p.samples, p.stacks) for p in children]
+    frames: list[dict[str, Any]] = []
+    stacks: list[list[int]] = []
+    tables: list[pd.DataFrame] = []
+    for label, samples, proc_stacks in sources:
+        if samples.empty or not {"t_ns", "dt_ns", "stack_id"} <= set(samples.columns):
+            continue
+        root = len(frames)
+        frames.append({"function": label, "file": PROCESS_FILE, "line": 0, "library": False})
+        offset = len(frames)
+        frames += [f if isinstance(f, dict) else {} for f in proc_stacks.get("frames") or []]
+        first_stack = len(stacks)
+        for stack in proc_stacks.get("stacks") or []:
+            ids = stack if isinstance(stack, list) else []
+            stacks.append([root] + [offset + f if isinstance(f, int) and f >= 0 else -1 for f in ids])
+        table = samples[["t_ns", "dt_ns", "stack_id"]].copy()
+        sid = table["stack_id"].to_numpy(dtype=np.int64, na_value=-1)
+        table["stack_id"] = np.where((sid >= 0) & (sid < len(stacks) - first_stack), sid + first_stack, -1)
+        tables.append(table)
+    prepared = prepare({"frames": frames, "stacks": stacks}, pd.concat(tables) if tables else pd.DataFrame(), [])
+    if prepared is None:
+        return None
+    tree = call_tree(prepared.matrix)
+    payload = _tree_payload(prepared, tree, t_end, [])
+    roots = [i for i in range(len(tree.parent)) if tree.parent[i] < 0]
+    payload["procs"] = [[prepared.funcs.function[int(tree.frame[i])], i] for i in roots]
+    return payload
+
+
+def _tree_payload(prepared: Prepared, tree: CallTree, t_end: float, notes: list[str]) -> dict[str, Any]:
+    """Functions, colour categories, the call tree and its (time slice, node, weight) rows."""
+    funcs, intervals = prepared.funcs, prepared.intervals
+    cats = categories(funcs)
     cat_names = sorted(set(cats), key=lambda c: list(CATEGORY_COLORS).index(c) if c in CATEGORY_COLORS else 99)
     cat_index = {c: i for i, c in enumerate(cat_names)}
-
-    flame = _flame_payload(bars, notes)
-    depth = int(min(FLAME_MAX_DEPTH, (bars.depth.max() + 1) if len(bars) else 1))
 
     # Call tree rows: (time bucket, node, weight), as fine in time as SAMPLE_ROWS allows.
     node = tree.leaf[intervals.stack]
@@ -97,7 +165,7 @@ def stack_data(run: RunData, t_end: float, notes: list[str]) -> StackData | None
             f"selection call tree: samples aggregated per {bucket_ns / 1e6:,.1f} ms slice "
             f"({len(intervals):,} samples, {len(un):,} rows); a range's edges are prorated"
         )
-    payload = {
+    return {
         "funcs": {
             "name": funcs.function,
             "where": [funcs.where(i) for i in range(len(funcs))],
@@ -115,11 +183,9 @@ def stack_data(run: RunData, t_end: float, notes: list[str]) -> StackData | None
             "n": pack(un, index_kind(n_nodes)),
             "w": pack(np.round(uw / 1e3), "u4"),
         },
-        "flame": flame,
         "sampled_us": int(weight.sum() // 1000),
         "n_samples": len(intervals),
     }
-    return StackData(payload, depth)
 
 
 def _flame_payload(bars: FlameBars, notes: list[str]) -> dict[str, Any]:

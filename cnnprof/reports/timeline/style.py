@@ -45,4 +45,5 @@ CATEGORY_COLORS = {
     "other libraries": "#b279a2",
     "python stdlib": "#9d9d9d",
     "cnnprof": "#c7b299",
+    "process": "#3b3b3b",  # the root of each process in the all-process call tree
 }

@@ -20,5 +20,6 @@ LANE_MODULES = (
     "memory",
     "thermal",
     "flame",
+    "processes",
 )
 LANES: tuple[LaneBuilder, ...] = tuple(import_module(f"{__name__}.{name}").build for name in LANE_MODULES)
