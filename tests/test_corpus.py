@@ -76,7 +76,7 @@ def test_worker_transfer_is_input_bound_by_moving_batches_and_never_says_add_wor
 
 
 def test_a_transform_in_two_workers_is_named_from_the_workers_stacks(tmp_path: Path) -> None:
-    script = "worker_transform.py"
+    script, dataset = "worker_transform.py", "per_sample_transform.py"
     result = _profile(script, tmp_path)
     assert result["verdict"]["id"] == "input-bound"
     finding = _finding(result, "input-bound")
@@ -87,7 +87,10 @@ def test_a_transform_in_two_workers_is_named_from_the_workers_stacks(tmp_path: P
     assert busy >= 75  # the blur is the workers' whole job: most of their samples, however loaded the machine
     waited = int(claim.split("waited on their queue ")[1].split("%")[0])
     assert 0 < waited <= 100
-    assert {(script, _line(script, "TRANSFORM-DEF")), (script, _line(script, "def __getitem__"))} <= _sites(finding)
+    assert {(dataset, _line(dataset, "TRANSFORM-DEF")), (dataset, _line(dataset, "def __getitem__"))} <= _sites(
+        finding
+    )
+    assert (script, _line(script, "LOOP-LINE")) in _sites(finding)
     assert any("in the 2 DataLoader workers (their own stack samples)" in e for e in finding["evidence"])
     assert any("num_workers=2; cause: wait" in e for e in finding["evidence"])
     assert "num_workers>0" not in finding["fix"]

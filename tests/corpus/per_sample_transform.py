@@ -1,7 +1,8 @@
 """Input-bound by construction: a Dataset whose __getitem__ runs a per-sample transform in pure
 Python (a 3x3 box blur, pixel by pixel) in the main process, feeding a tiny model.
 
-Expected verdict: input-bound, naming the __getitem__ / transform lines (cause: per-sample work)."""
+Expected verdict: input-bound, naming the __getitem__ / transform lines (cause: per-sample work).
+worker_transform.py runs the same dataset in two DataLoader workers."""
 
 import random
 
@@ -12,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 SIDE = 12
 
 
-def box_blur(pixels: list[float]) -> list[float]:
+def box_blur(pixels: list[float]) -> list[float]:  # TRANSFORM-DEF
     out = []
     for y in range(SIDE):
         for x in range(SIDE):
@@ -27,22 +28,31 @@ def box_blur(pixels: list[float]) -> list[float]:
 
 
 class Blurred(Dataset):
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, passes: int = 1) -> None:
         rng = random.Random(0)
         self.images = [[rng.random() for _ in range(SIDE * SIDE)] for _ in range(n)]
+        self.passes = passes
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        return torch.tensor(box_blur(self.images[i])), i % 10  # TRANSFORM-LINE
+        pixels = self.images[i]
+        for _ in range(self.passes):
+            pixels = box_blur(pixels)
+        return torch.tensor(pixels), i % 10  # TRANSFORM-LINE
 
 
-torch.set_num_threads(1)
-model = nn.Sequential(nn.Linear(SIDE * SIDE, 16), nn.ReLU(), nn.Linear(16, 10))
-opt = torch.optim.SGD(model.parameters(), lr=0.1)
-for x, y in DataLoader(Blurred(640), batch_size=32):  # LOOP-LINE
-    loss = nn.functional.cross_entropy(model(x), y)
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
+def model_and_optimizer() -> tuple[nn.Module, torch.optim.Optimizer]:
+    torch.set_num_threads(1)
+    model = nn.Sequential(nn.Linear(SIDE * SIDE, 16), nn.ReLU(), nn.Linear(16, 10))
+    return model, torch.optim.SGD(model.parameters(), lr=0.1)
+
+
+if __name__ == "__main__":
+    model, opt = model_and_optimizer()
+    for x, y in DataLoader(Blurred(640), batch_size=32):  # LOOP-LINE
+        loss = nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
