@@ -64,7 +64,7 @@ def _observer(tmp_path: Path, log: list[str], **kw: object) -> gt.GpuTraceObserv
             ("gemm", mid + 500 * US, mid + 600 * US),
         ]
 
-    options = {"cuda_ready": lambda: True, "capturing": lambda: False, **kw}
+    options = {"cuda_ready": lambda: True, "capturing": lambda: False, "drain": lambda: log.append("drain"), **kw}
     obs = gt.GpuTraceObserver(make_profiler=lambda: StandInProfiler(log), read_events=read, **options)  # type: ignore[arg-type]
     session = SimpleNamespace(run_dir=tmp_path, t0_perf_ns=time.perf_counter_ns())
     obs.start(session)  # type: ignore[arg-type]
@@ -79,7 +79,7 @@ def test_one_window_after_the_warm_up_steps_written_on_the_runs_clock(tmp_path: 
     _train(gt.START_AFTER + gt.WINDOW_STEPS + 30)
     after = time.perf_counter_ns() - t0
     result = obs.stop(obs.session)  # type: ignore[arg-type]
-    assert log == ["start", "stop"]  # one window, not one per step
+    assert log == ["drain", "start", "drain", "stop"]  # one window, not one per step, drained at both ends
     assert (
         result["state"] == "written" and result["steps_seen"] == gt.START_AFTER + gt.WINDOW_STEPS
     )  # none counted after
@@ -107,7 +107,7 @@ def test_no_window_without_cuda_in_a_capture_or_when_the_profiler_fails(tmp_path
     def broken() -> StandInProfiler:
         raise RuntimeError("CUPTI_ERROR_NOT_INITIALIZED")
 
-    obs = gt.GpuTraceObserver(make_profiler=broken, cuda_ready=lambda: True, capturing=lambda: False)
+    obs = gt.GpuTraceObserver(make_profiler=broken, cuda_ready=lambda: True, capturing=lambda: False, drain=list)
     obs.start(SimpleNamespace(run_dir=tmp_path, t0_perf_ns=0))  # type: ignore[arg-type]
     _train(gt.START_AFTER + 5)  # the training goes on
     result = obs.stop(obs.session)  # type: ignore[arg-type]
@@ -169,37 +169,37 @@ def _trace(
 
 def test_the_saving_is_the_step_down_to_the_gpus_work_when_fed() -> None:
     trace, syncs, steps = _trace(100, step_ms=15, sync_ms=6, starve_ms=0.5, traced=range(40, 60))
-    cost = traced_sync_cost(trace, syncs, steps, steps, {})
-    assert cost is not None
+    cost = traced_sync_cost(trace, syncs, steps, {})
+    assert cost is not None and cost.steps == 20
     assert cost.fed_gap_ns == pytest.approx(2 * US)
-    assert cost.steps == 19  # the whole sync-to-sync cycles inside the trace
-    # per step: 14.5 ms of GPU work less the 6 fed gaps in the sync, and 7 gaps of 2 us
-    assert cost.busy_step_s * 1e3 == pytest.approx(14.5 - 6 * 0.002)
-    assert cost.gpu_step_s * 1e3 == pytest.approx(14.5 + 0.002)
+    # per step: 14.5 ms of GPU work less the 6 fed gaps in the sync; 7 gaps a step (less the last)
+    busy = 14.5 - 6 * 0.002
+    gpu = busy + (7 * 20 - 1) / 20 * 0.002
+    assert cost.busy_step_s * 1e3 == pytest.approx(busy)
+    assert cost.gpu_step_s * 1e3 == pytest.approx(gpu)
     assert cost.step_s * 1e3 == pytest.approx(15)
-    assert cost.share == pytest.approx((0.5 - 0.002) / 15)
-    assert cost.saving_s * 1e3 == pytest.approx(0.498)
+    assert cost.share == pytest.approx((15 - gpu) / 15)
+    assert cost.saving_s * 1e3 == pytest.approx(15 - gpu)
 
 
 def test_the_saving_is_capped_by_the_hosts_wait_and_cnnprofs_sampling_is_taken_off() -> None:
     trace, syncs, steps = _trace(100, step_ms=15, sync_ms=0.2, starve_ms=3.0, traced=range(40, 60))
-    cost = traced_sync_cost(trace, syncs, steps, steps, {})
+    cost = traced_sync_cost(trace, syncs, steps, {})
     assert cost is not None and cost.share == pytest.approx(0.2 / 15)  # the host waited 0.2 ms a step
 
     trace, syncs, steps = _trace(100, step_ms=15, sync_ms=6, starve_ms=2.0, traced=range(40, 60))
     # 1 ms sampling, 50 us of handler a sample: 0.75 ms of the 15 ms step is cnnprof's
     sampler = {"sampler_self_s": 0.05, "samples": 1000, "interval_ms": 1.0}
-    cost = traced_sync_cost(trace, syncs, steps, steps, sampler)
+    cost = traced_sync_cost(trace, syncs, steps, sampler)
     assert cost is not None and cost.profiler_s * 1e3 == pytest.approx(0.75)
-    assert cost.share == pytest.approx((2.0 - 0.002 - 0.75) / (15 - 0.75))
+    assert cost.share == pytest.approx((15 - 0.75 - cost.gpu_step_s * 1e3) / (15 - 0.75))
 
 
-def test_no_estimate_without_a_whole_cycle_in_the_trace() -> None:
+def test_no_estimate_without_syncs_or_a_trace_of_the_steady_state() -> None:
     trace, syncs, steps = _trace(100, step_ms=15, sync_ms=6, starve_ms=0.5, traced=range(40, 60))
-    assert traced_sync_cost(trace, syncs.iloc[0:0], steps, steps, {}) is None
-    assert traced_sync_cost(trace, syncs + 10**12, steps, steps, {}) is None  # syncs elsewhere in the run
-    assert traced_sync_cost(trace, syncs.iloc[45:46], steps, steps, {}) is None  # one sync: no cycle
-    assert traced_sync_cost(None, syncs, steps, steps, {}) is None
+    assert traced_sync_cost(trace, syncs.iloc[0:0], steps, {}) is None
+    assert traced_sync_cost(trace, syncs, steps[50:], {}) is None  # the trace began in the warm-up
+    assert traced_sync_cost(None, syncs, steps, {}) is None
 
 
 def test_the_sync_finding_says_about_with_a_trace_and_at_most_without(tmp_path: Path) -> None:
@@ -222,6 +222,9 @@ def test_the_sync_finding_says_about_with_a_trace_and_at_most_without(tmp_path: 
             doc = {"source": "test", "steps": 20, "window_ns": [40 * 15 * MS, 60 * 15 * MS], "busy_ns": busy}
             write_gpu_trace(run.dir, doc)
         result = diagnose(loaded)
+        # the GPU's busy share: NVML's 80 % without a trace; the trace's 14.5 ms of a 15 ms step with it
+        busy = (15 - 0.5 - 2 * 0.002) / 15 * 100 if traced else 80
+        assert result.verdict.device_busy_pct == pytest.approx(busy, rel=1e-3)
         found = by_id(result.findings, "sync-sites") + by_id(result.findings, "sync-bound")
         assert len(found) == 1
         findings[traced] = found[0]
@@ -229,6 +232,6 @@ def test_the_sync_finding_says_about_with_a_trace_and_at_most_without(tmp_path: 
     assert "at most the GPU's idle time, 20% of the step" in plain.claim
     saving = (0.5 - 0.002) / 15
     assert f"about {saving:.0%} of the step" in traced_f.claim
-    line = next(e for e in traced_f.evidence if e.startswith("GPU trace of 19 steps"))
+    line = next(e for e in traced_f.evidence if e.startswith("GPU trace of 20 steps"))
     assert "the GPU's work per step when fed is 14.50 ms" in line and "6.00 ms of it waiting in syncs" in line
     assert f"saving about {saving:.0%} (0.50 ms a step)" in line

@@ -185,6 +185,8 @@ def test_a_host_that_runs_ahead_is_judged_with_the_wait_it_deferred(tmp_path: Pa
     assert result.verdict.id == "compute-bound"
     assert result.verdict.split["sync"] == pytest.approx(3 * 149.95 / (300 * 0.25 + 3 * 149.95), rel=0.02)
     assert not by_id(result.findings, "input-bound")
+    sites = by_id(result.findings, "sync-sites")[0]  # the waits are for queued GPU work: device-bound
+    assert "split: device-bound" in sites.evidence and any("right after the steps" in e for e in sites.evidence)
 
 
 def test_a_sync_long_after_the_steps_is_not_theirs(tmp_path: Path) -> None:

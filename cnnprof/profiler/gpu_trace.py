@@ -3,21 +3,23 @@ copies and memsets from CUPTI, through `torch.profiler`), for the estimates NVML
 
 NVML's utilisation says whether a kernel ran during each ~1/6 s; it counts the GPU's own gaps
 between dependent kernels as idle and cannot tell when, after a sync returned, the GPU got its
-next work. What a per-step sync costs is exactly that: the GPU idle while the host, released
-by the sync, sends the next work (reports/diagnosis/sync.py). So, once per run, after
-`START_AFTER` training steps (optimizer steps; or CUDA-graph replays where a captured step calls
-no optimizer hook), `torch.profiler` records CUDA activity only (no CPU op events, so the host
-pays no per-op cost) for `WINDOW_STEPS` steps or `WINDOW_S` seconds, whichever ends first. The
-GPU's busy intervals (the union over streams), on the run's clock, and its heaviest kernels go
-to `gpu_trace.json` (traces/gpu_trace.py) right then, so a run killed later keeps them.
+next work. What a per-step sync costs is exactly that: the GPU idle while the host, released by
+the sync, sends the next work (reports/diagnosis/sync.py). So, once per run, after `START_AFTER`
+training steps (optimizer steps; or CUDA-graph replays where a captured step calls no optimizer
+hook), `torch.profiler` records CUDA activity only (no CPU op events, so the host pays no per-op
+cost) for `WINDOW_STEPS` steps or `WINDOW_S` seconds, whichever ends first. The window starts
+and ends with a drain of the GPU's queue (a stream sync, which the sync hooks do not record: two
+per run), so that it holds exactly the traced steps' GPU work even where the host runs far ahead
+of the GPU (a replayed CUDA graph per step). The GPU's busy intervals (the union over streams),
+on the run's clock, and its heaviest kernels go to `gpu_trace.json` (traces/gpu_trace.py) right
+then, so a run killed later keeps them.
 
 We use torch.profiler rather than CUPTI directly: it ships with every CUDA build of torch and
-converts CUPTI's timestamps to the host's wall clock (which we shift to perf_counter).
-Starting it costs about a second the first time (CUPTI's set-up): that step is one outlier the
-steady-state window leaves out. Not exercised here (no CUDA): the CUPTI capture itself; the
-trigger, the window and the conversion of events are tested with a stand-in profiler, and the
-event reading with torch.profiler's real CPU events.
-"""
+converts CUPTI's timestamps to the host's wall clock (which we shift to perf_counter). Starting
+it costs about a second the first time (CUPTI's set-up): that step is one outlier the steady-
+state window leaves out. Not exercised here (no CUDA): the CUPTI capture itself; the trigger,
+the window and the conversion of events are tested with a stand-in profiler, and the event
+reading with torch.profiler's real CPU events."""
 
 from __future__ import annotations
 
@@ -80,10 +82,12 @@ class GpuTraceObserver:
         read_events: Callable[[Any], list[tuple[str, int, int]]] = device_events,
         cuda_ready: Callable[[], bool] | None = None,
         capturing: Callable[[], bool] | None = None,
+        drain: Callable[[], None] | None = None,
     ) -> None:
         self.make_profiler, self.read_events = make_profiler, read_events
         self.cuda_ready = cuda_ready or _cuda_in_use
         self.capturing = capturing or _capturing
+        self.drain = drain or _drain
         self.patcher = Patcher()
         self.session: RunSession | None = None
         self.state = "waiting"  # waiting -> tracing -> written (or: failed, no cuda)
@@ -160,11 +164,13 @@ class GpuTraceObserver:
             self.state = "no cuda"
             return
         self._profiler = self.make_profiler()
+        self.drain()
         self._profiler.start()
         self._window_start, self._window_step = _now(), self.steps
         self.state = "tracing"
 
     def _finish(self) -> None:
+        self.drain()
         end = _now()
         self._profiler.stop()
         # torch.profiler's clock is the wall clock: shift it onto perf_counter, read together
@@ -203,3 +209,8 @@ def _cuda_in_use() -> bool:
 def _capturing() -> bool:
     cuda = getattr(sys.modules.get("torch"), "cuda", None)
     return bool(cuda is not None and cuda.is_available() and cuda.is_current_stream_capturing())
+
+
+def _drain() -> None:
+    """Waits for the GPU's queue (the current stream's: where the training's work goes)."""
+    sys.modules["torch"].cuda.current_stream().synchronize()

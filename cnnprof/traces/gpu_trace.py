@@ -52,6 +52,17 @@ class GpuTrace:
             return None
         return float((self.busy[:, 1] - self.busy[:, 0]).sum()) / (end - start)
 
+    @property
+    def busy_per_step_ns(self) -> float | None:
+        """GPU busy time per traced step (the window is drained at both ends, so it holds
+        exactly the traced steps' work)."""
+        if self.steps <= 0 or not len(self.busy):
+            return None
+        return float((self.busy[:, 1] - self.busy[:, 0]).sum()) / self.steps
+
+    def starts_after(self, t_ns: int) -> bool:
+        return self.window[0] >= t_ns
+
     def gaps(self) -> np.ndarray:
         """(n, 2): the idle intervals between consecutive busy ones."""
         if len(self.busy) < 2:

@@ -9,11 +9,13 @@ tuned - batches sliced from the device-resident tensors by a device permutation,
         (0.48 s vs 0.35 s per epoch, 33 s first epoch, on the H100).
 fast  - tuned, plus what a launch-bound step needs: on CUDA the whole training step (forward,
         backward, fused Adam, the running totals) captured as CUDA graphs and replayed, each
-        batch copied into static buffers (torch_graph.py). Chosen over
-        `torch.compile(mode="reduce-overhead")`, which graphs the same step but pays a compile
-        (33 s for the default mode on the H100) and depends on Dynamo tracing the loop; the
-        graph replays exactly the tuned loop's kernels. On CPU and MPS there is no graph: the
-        tuned step runs eagerly on the static buffers (said in run.json's config.loop_notes).
+        batch copied into static buffers (torch_graph.py), with the model compiled by Inductor
+        inside the captured step (`torch.compile(model, dynamic=False)`: its fused kernels, our
+        graph). Chosen over `torch.compile(mode="reduce-overhead")`, whose CUDA graphs cover the
+        model's forward and backward but not the fused Adam step and the running totals; the
+        compile costs ~25 s in the first epoch on the H200. On CPU and MPS there is no graph and
+        no compile: the tuned step runs eagerly on the static buffers (said in run.json's
+        config.loop_notes). Not exercised here: the compile inside the capture (CUDA only).
 All train the same model on the same data in the same order (common.epoch_order).
 """
 
@@ -24,6 +26,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from ..cnn_torch import SeedCNN, count_parameters
@@ -73,8 +76,19 @@ class TorchTrainer:
         n, bs = len(self.y_train), self.cfg.batch_size
         sizes = {min(bs, n)} | ({n % bs} if n % bs else set())
         self.totals = Totals(self.device)
+        # On CUDA the captured step runs the model compiled by Inductor (static shapes, one
+        # specialisation per batch size; no CUDA graphs of its own: the whole step is ours): it
+        # fuses the pooling, bias-gradient reductions and pointwise ops that the eager graph
+        # replays one kernel each (H200: 0.154 -> 0.125 s per epoch; docs/BENCHMARKS.md).
+        # fallback_random: its dropout draws from the same generator as eager's (same masks as tuned).
+        stepped: nn.Module = self.model
+        if graphs and self.device.type == "cuda":
+            import torch._inductor.config as inductor_config
+
+            inductor_config.fallback_random = True
+            stepped = torch.compile(self.model, dynamic=False)  # type: ignore[assignment]
         self.fast = FastSteps(
-            self.model, self.optimizer, self.totals, self.x_train, self.y_train, sizes, self.memory_format
+            stepped, self.optimizer, self.totals, self.x_train, self.y_train, sizes, self.memory_format
         )
         # Captured at the first epoch's start, so the capture is part of the first step and epoch
         # (as cuDNN's and MLX's first-call costs are): the median epoch leaves it out.
@@ -93,8 +107,8 @@ class TorchTrainer:
         torch.backends.cuda.matmul.allow_tf32 = True
         self.notes.append(
             f"fast on cuda: the whole training step captured as CUDA graphs (batch sizes "
-            f"{sorted(sizes, reverse=True)}), replayed once per batch; fused Adam (capturable), channels_last, "
-            "cudnn.benchmark"
+            f"{sorted(sizes, reverse=True)}), replayed once per batch, its model compiled by torch.compile "
+            "(Inductor, dynamic=False); fused Adam (capturable), channels_last, cudnn.benchmark"
         )
         self.notes.append(
             f"arithmetic: fp32 weights; TF32 in convolutions (torch.backends.cudnn.allow_tf32="

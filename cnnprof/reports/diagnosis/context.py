@@ -318,8 +318,26 @@ class RunView:
         return read_gpu_trace(path) if self.uses_gpu and path is not None else None
 
     @cached_property
+    def traced_busy_pct(self) -> float | None:
+        """The GPU's busy share of the steady-state step by the GPU trace: its busy time per
+        traced step over the mean steady step (deferred waits included); None without a trace
+        of the steady state. Exact where NVML is coarse (a % of 1/6 s periods, which a short
+        window or a short wait cannot resolve)."""
+        trace = self.gpu_trace
+        steps = self.steady if len(self.steady) else self.steps
+        if trace is None or not len(steps) or not trace.starts_after(int(steps[0, 0])):
+            return None
+        per_step = trace.busy_per_step_ns
+        if per_step is None:
+            return None
+        return min(100.0, 100.0 * per_step / (total_s(self.window) * 1e9 / len(steps)))
+
+    @cached_property
     def device_busy_pct(self) -> float | None:
-        """The GPU's mean utilisation over the window, where telemetry measured it."""
+        """The GPU's busy share of the window: by the GPU trace where there is one, else the
+        mean utilisation telemetry measured."""
+        if self.traced_busy_pct is not None:
+            return self.traced_busy_pct
         if self.gpu is None or not self.window.size:
             return None
         return util_over(self.gpu, self.window[:, 0], self.window[:, 1])

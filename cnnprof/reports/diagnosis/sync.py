@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..findings import Finding
-from .context import CPU_DEVICE, Frame, RunView, inside
+from .context import CPU_DEVICE, Frame, RunView, inside, total_s
 from .series import util_over
 from .sites import first_user_frame, sites_from_spans
 from .sync_cost import evidence_line, traced_sync_cost
@@ -156,7 +156,15 @@ def rule_sync(ctx: RunView) -> list[Finding]:
 
 
 def sync_split(ctx: RunView, syncs: pd.DataFrame) -> tuple[str, str | None]:
-    """("device-bound" | "serialisation" | "unknown", the evidence line) for these syncs."""
+    """("device-bound" | "serialisation" | "unknown", the evidence line) for these syncs. Waits
+    deferred to after the steps (RunView.deferred) are for work the host queued ahead: most of
+    the time in them makes the syncs device-bound whatever the (coarse) telemetry says."""
+    deferred = total_s(ctx.deferred)
+    if not syncs.empty and deferred >= 0.5 * float(syncs["dur_s"].sum()):
+        return "device-bound", (
+            f"{deferred:.2f} s of the waits come right after the steps, for GPU work the host queued ahead of it "
+            "(it ran ahead of the GPU)"
+        )
     series = ctx.gpu
     if series is None or syncs.empty:
         return "unknown", None
@@ -182,7 +190,7 @@ def sync_cost(ctx: RunView, syncs: pd.DataFrame) -> tuple[float | None, str, str
     None) without either."""
     steady = ctx.steady if len(ctx.steady) else ctx.steps
     profiler = ctx.run.meta.get("profiler") or {}
-    traced = traced_sync_cost(ctx.gpu_trace, syncs, ctx.steps, steady, profiler)
+    traced = traced_sync_cost(ctx.gpu_trace, syncs, steady, profiler)
     if traced is not None:
         return 100.0 * traced.share, "about", evidence_line(traced)
     busy = ctx.device_busy_pct

@@ -9,15 +9,14 @@ as long as the slower side: the GPU's work, or the host's (its step less the wai
 
 The GPU's work per step comes from the trace (kernels, copies and memsets, plus the gap the GPU
 shows between them even when fed, measured inside the syncs where the host waits and the queue
-is full), over the whole sync-to-sync cycles the trace holds. The step is the steady-state
-median outside the traced steps (recording CUPTI activity slows the host's launches), less
-cnnprof's own sampling (its handler's measured time), since that host time is on the critical
-path exactly when a sync has emptied the GPU's queue. Host-side figures are not taken from the
-traced steps for the same reason.
+is full), per traced step (the trace is drained at both ends: it holds exactly those steps'
+work). The step is the steady-state median outside the traced steps (recording CUPTI activity
+slows the host's launches), less cnnprof's own sampling (its handler's measured time), since
+that host time is on the critical path exactly when a sync has emptied the GPU's queue. Host-
+side figures are not taken from the traced steps for the same reason.
 
 Checked on the H200 against side-by-side runs without the sync, without cnnprof
-(docs/BENCHMARKS.md, issue 10).
-"""
+(docs/BENCHMARKS.md, issue 10)."""
 
 from __future__ import annotations
 
@@ -46,7 +45,7 @@ class SyncCost:
     fed_gap_ns: float
     gaps_per_step: float
     wait_step_s: float  # the host's time in syncs per step
-    steps: int  # whole steps the trace measured
+    steps: int  # the traced steps
 
     @property
     def saving_s(self) -> float:
@@ -79,34 +78,27 @@ def profiler_cost_per_step(profiler: dict[str, Any], step_s: float) -> float:
 def traced_sync_cost(
     trace: GpuTrace | None,
     syncs: pd.DataFrame,
-    steps: np.ndarray,
     steady: np.ndarray,
     profiler: dict[str, Any],
 ) -> SyncCost | None:
-    """The estimate, or None without a trace that holds two syncs (one whole cycle) and a step.
-    `syncs` are the accelerator syncs of the steady state; `steps` all steps, `steady` the
-    steady-state ones; `profiler` run.json's profiler section."""
-    if trace is None or not len(trace.busy) or syncs.empty or not len(steady):
+    """The estimate, or None without a trace of steady-state steps or without syncs. `syncs`
+    are the accelerator syncs of the steady state, `steady` its steps, `profiler` run.json's
+    profiler section."""
+    if trace is None or syncs.empty or not len(steady) or not trace.starts_after(int(steady[0, 0])):
+        return None
+    busy_step = trace.busy_per_step_ns
+    if busy_step is None:
         return None
     start, end = trace.span_ns
-    ends = np.sort(syncs["end_ns"].to_numpy(np.int64))
-    ends = ends[(ends > start) & (ends <= end)]
-    if len(ends) < 2:
-        return None
-    a, b = int(ends[0]), int(ends[-1])
-    n_steps = int(((steps[:, 1] > a) & (steps[:, 1] <= b)).sum())
-    if n_steps < 1:
-        return None
     s = syncs["start_ns"].to_numpy(np.int64)
     e = syncs["end_ns"].to_numpy(np.int64)
     near = (e > start) & (s < end)
-    waits = merge_intervals(np.stack([s[near], e[near]], axis=1))
+    waits = merge_intervals(np.stack([s[near], e[near]], axis=1)) if near.any() else np.zeros((0, 2), np.int64)
     fed_gap = _fed_gap(trace, waits)
-    busy_step = _overlap_ns(trace.busy, a, b) / n_steps
-    gaps_step = float(((trace.busy[:, 0] > a) & (trace.busy[:, 0] < b)).sum()) / n_steps
+    gaps_step = max(len(trace.busy) - 1, 0) / trace.steps
     gpu_step = busy_step + gaps_step * fed_gap
 
-    untraced = steady[(steady[:, 1] <= start) | (steady[:, 0] >= end)]
+    untraced = steady[(steady[:, 1] <= trace.window[0]) | (steady[:, 0] >= trace.window[1])]
     durations = untraced if len(untraced) else steady
     step_ns = float(np.median(durations[:, 1] - durations[:, 0]))
     profiler_ns = profiler_cost_per_step(profiler, step_ns / 1e9) * 1e9
@@ -122,7 +114,7 @@ def traced_sync_cost(
         fed_gap_ns=fed_gap,
         gaps_per_step=gaps_step,
         wait_step_s=wait_step / 1e9,
-        steps=n_steps,
+        steps=trace.steps,
     )
 
 
