@@ -38,6 +38,7 @@ def test_each_child_has_a_flame_lane_with_its_cpu(run_dir: Path) -> None:
         assert all(d == 2 for d, name in zip(bars["y"], bars["text"]) if name == "transform")
     titles = [a["text"] for a in timeline.figure["layout"]["annotations"]]
     assert any("dataloader worker 1 (pid 40001): 75 % CPU over its life" in t for t in titles)
+    assert any("other threads are not" in n for n in timeline.notes)  # said, not silently missing
 
 
 def test_a_run_without_children_has_no_process_lanes(tmp_path: Path) -> None:
@@ -98,3 +99,13 @@ def test_a_worker_sample_is_charged_to_the_innermost_user_frame_under_getitem() 
     assert work_site([loop, frame("Queue.get", True, "/usr/lib/python3/multiprocessing/queues.py")]) is None
     collate = frame("default_collate", True, "/x/torch/utils/data/_utils/collate.py")
     assert work_site([loop, collate]) == collate
+
+
+def test_the_rules_read_the_children_only_when_one_asks(run_dir: Path) -> None:
+    from cnnprof.reports.diagnosis.context import RunView
+
+    run = RunData(run_dir)
+    view = RunView(run)
+    assert "children" not in vars(run) and "children" not in vars(view)  # building the view read none
+    assert [(proc.pid, len(samples.t) > 0) for proc, samples in view.children] == [(40000, True), (40001, True)]
+    assert "children" in vars(run)

@@ -37,6 +37,11 @@ def build(ctx: LaneContext) -> list[Lane]:
             ctx.absent.append(f"no lane for {proc.label}: no stack samples ({why})")
         else:
             lanes.append(lane)
+    if ctx.children:
+        ctx.notes.append(
+            "processes: each process's main thread is sampled; other threads are not (their time shows as "
+            "a main thread waiting on them)"
+        )
     if len(ctx.children) > MAX_LANES:
         ctx.notes.append(
             f"processes: the first {MAX_LANES} of {len(ctx.children)} child processes have a lane; "
