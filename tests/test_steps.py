@@ -250,3 +250,33 @@ def test_a_validation_loop_becomes_an_eval_mode_phase() -> None:
     assert record_steps(rec, 0) == {"steps": 2, "eval_phases": 1}
     (phase,) = [r for r in rec.rows if r[0] == "phase"]
     assert (phase[1], phase[2], phase[3]) == ("eval mode", 12 * MS, 50 * MS)
+
+
+def test_a_model_compiled_before_the_first_step_is_not_recompiled_by_the_hooks() -> None:
+    """Dynamo guards on the global forward hooks a compiled model saw; removing them at the
+    first optimizer step recompiled it ("len(...global_forward_hooks) != 1"). Where Dynamo
+    compiled a frame they stay. Dynamo only (backend="eager"): no compiler needed."""
+    import torch
+    import torch._dynamo.utils as dynamo_utils
+
+    from cnnprof.profiler.spans import SpanRecorder
+    from cnnprof.profiler.steps import StepHooks
+
+    torch._dynamo.reset()
+    dynamo_utils.clear_compilation_metrics()
+    hooks = StepHooks(SpanRecorder())
+    hooks.install(lazy=False)
+    try:
+        model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+        compiled = torch.compile(model, backend="eager")
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        for _ in range(4):
+            loss = compiled(torch.randn(8, 4)).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        reasons = [m.recompile_reason for m in dynamo_utils.get_compilation_metrics()]
+    finally:
+        hooks.remove()
+        torch._dynamo.reset()
+    assert reasons == [None]  # one compile, no recompile

@@ -30,7 +30,7 @@ if [ "${1:-A}" = A ]; then
     python3 benchmarks/gpu/verdict_summary.py "$OUTDIR/diagnose_$mode.json" | grep -i "verdict\|GPU trace\|sync-sites\|sync-bound"
   done
 else
-  cat /tmp/parts/* .mlxb/* > /tmp/mlx_cuda_13-0.32.4-py3-none-manylinux_2_35_x86_64.whl
+  cat /tmp/parts/part_* .mlxb/part_* > /tmp/mlx_cuda_13-0.32.4-py3-none-manylinux_2_35_x86_64.whl
   python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site \
     /tmp/mlx_cuda_13-0.32.4-py3-none-manylinux_2_35_x86_64.whl .mlxb/mlx-0.32.4-*.whl
   export PYTHONPATH=/tmp/site:$PWD

@@ -17,7 +17,10 @@ While a run (or a profiled script) executes, these record raw spans of kind `hoo
   updated an optimizer while it was traced (a compiled training step: its Python body, and so the
   update hook, runs only while tracing).
 * `first_forward` (torch, until the first optimizer step only): the start of each top-level module
-  call, from the global module forward hooks, so that the first step starts at its forward.
+  call, from the global module forward hooks, so that the first step starts at its forward. The
+  hooks are removed at that step, unless Dynamo has compiled a frame by then: a model compiled
+  while they were installed guards on them, and removing them would recompile it (seen on the
+  H200 with the fast loop's compiled model); they stay, inert, for the run.
 * `mark` spans come from `cnnprof.step()` (the Python API), not from here.
 
 Each hook costs two `perf_counter_ns()` and one append (benchmarks/step_hook_cost.py). Inside a
@@ -59,6 +62,7 @@ class StepHooks:
         self.patcher = Patcher()
         self._handles: list[Any] = []
         self._forward_handles: list[Any] = []
+        self._first_step_done = False
         self._installed: set[str] = set()
         # How deep the current thread is inside a hooked call of each kind (nesting: the outer wins).
         self._depth: dict[str, int] = {}
@@ -161,7 +165,7 @@ class StepHooks:
             self._on_import("torch.utils.data")
 
     def _forward_pre(self, module: Any, args: Any) -> None:
-        if self._is_compiling():
+        if self._is_compiling() or self._first_step_done:
             return
         depth = self._depth.get("forward", 0)
         self._depth["forward"] = depth + 1
@@ -186,8 +190,10 @@ class StepHooks:
             start = self._opt_start.pop()
             if not self._opt_start:  # an optimizer stepping another inside its step: the outer one
                 self._record("optimizer", start, _now())
-                if self._forward_handles:
-                    self._drop_forward_hooks()
+                if self._forward_handles and not self._first_step_done:
+                    self._first_step_done = True
+                    if not _dynamo_compiled():
+                        self._drop_forward_hooks()
 
     def _mode_wrapper(self, name: str, original: Any) -> Any:
         depth, record = self._depth, self._record
@@ -327,3 +333,13 @@ def record_steps(recorder: SpanRecorder, t0_ns: int) -> dict[str, Any]:
     for start, end in evals.tolist():
         recorder.rows.append(("phase", "eval mode", start + t0_ns, end + t0_ns, None, None, None, None))
     return {"steps": len(found), "eval_phases": len(evals)}
+
+
+def _dynamo_compiled() -> bool:
+    """Whether torch.compile (Dynamo) has compiled a frame in this process."""
+    utils = sys.modules.get("torch._dynamo.utils")
+    counters = getattr(utils, "counters", None)
+    try:
+        return bool(counters and any(counters.get("frames", {}).values()))
+    except (AttributeError, TypeError):
+        return False
