@@ -235,3 +235,26 @@ def test_the_sync_finding_says_about_with_a_trace_and_at_most_without(tmp_path: 
     line = next(e for e in traced_f.evidence if e.startswith("GPU trace of 20 steps"))
     assert "the GPU's work per step when fed is 14.50 ms" in line and "6.00 ms of it waiting in syncs" in line
     assert f"saving about {saving:.0%} (0.50 ms a step)" in line
+
+
+def test_the_traced_busy_share_judges_compute_against_launch_bound(tmp_path: Path) -> None:
+    """NVML's 60 % (a share of sampling periods with a kernel) reads compute-bound; the trace's 60 %
+    (kernel time) means the GPU waits 40 % of the step for the host: launch-bound."""
+    verdicts = {}
+    for traced in (False, True):
+        folder = tmp_path / str(traced)
+        folder.mkdir()
+        run = Run(folder)
+        end = train_steps(run, 100)  # 9 ms steps, no sync
+        run.tel("gpu_util_pct", util(end / 1000, busy=60, period_ms=1))
+        if traced:  # 5.4 ms of kernels in each 9 ms step, steps 40..59
+            busy = [[i * 9 * MS + MS, i * 9 * MS + MS + 5400 * US] for i in range(40, 60)]
+            doc = {"source": "test", "steps": 20, "window_ns": [40 * 9 * MS, 60 * 9 * MS], "busy_ns": busy}
+            write_gpu_trace(run.dir, doc)
+        result = diagnose(run.load())
+        verdicts[traced] = result
+    assert verdicts[False].verdict.id == "compute-bound"
+    assert verdicts[True].verdict.id == "launch-bound"
+    assert verdicts[True].verdict.device_busy_pct == pytest.approx(60)
+    idle = by_id(verdicts[True].findings, "device-idle")[0]
+    assert "GPU trace of 20 steps, CUPTI" in idle.evidence[0] and "idle below 70%" in idle.evidence[0]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..findings import Finding, Verdict
 from .context import RunView, Samples, total_s
-from .device_idle import DEVICE_IDLE_PCT
+from .device_idle import idle_below_pct
 from .input import INPUT_BOUND_SHARE
 from .sites import hot_user_sites, site_text
 from .sync import SYNC_BOUND_SHARE, device_syncs, sync_split
@@ -131,7 +131,7 @@ def _device_verdict(ctx: RunView, sync_share: float, split: str, split_line: str
     if traced:
         evidence.append(traced)
     if busy is not None:
-        if busy >= DEVICE_IDLE_PCT:
+        if busy >= idle_below_pct(ctx):
             claim = f"The GPU is busy {busy:.0f}% of the steady-state step: compute-bound"
             return _verdict(ctx, "compute-bound", claim, evidence, "Levers that fit this device: " + _levers(ctx), hot)
         claim = (
