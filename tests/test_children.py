@@ -40,6 +40,10 @@ def test_dataloader_workers_are_sampled(tmp_path: Path) -> None:
     for child in children:
         assert child.info["ppid"] == section["main_pid"] and child.info["start_method"] == "fork"
         assert "transform" in functions_sampled(child)  # the per-sample work, in the worker
+        # Its stacks start where the child does: the forking parent's frames are not the worker's.
+        frames = child.stacks["frames"]
+        assert {frames[stack[0]]["function"] for stack in child.stacks["stacks"]} == {"BaseProcess._bootstrap"}
+        assert "_MultiProcessingDataLoaderIter.__init__" not in functions_sampled(child)
         assert 0 <= child.info["start_ns"] < child.info["end_ns"] <= run.record.duration_ns + 10**9
         t, dt = child.samples["t_ns"], child.samples["dt_ns"]
         assert t.iloc[0] >= child.info["start_ns"] and (t + dt).max() <= child.info["end_ns"]
@@ -53,6 +57,18 @@ def test_spawn_pool_children_are_sampled_though_terminate_kills_them(tmp_path: P
     assert {c.info["start_method"] for c in children} == {"spawn"}
     assert any("crunch" in functions_sampled(c) for c in children)  # the task, in a fresh interpreter
     assert not list((run.path / "processes").glob("*.json"))  # every child file converted
+
+
+def test_a_childs_stack_starts_at_its_own_bootstrap() -> None:
+    from cnnprof.profiler.children import own_part
+
+    root = "MainThread\x00<thread>\x001"
+    parent = ["train\x00/home/u/train.py\x001\x01l9", "_launch\x00/usr/lib/python3/multiprocessing/popen_fork.py\x0060"]
+    boot = "_bootstrap\x00/usr/lib/python3/multiprocessing/process.py\x00290\x01cBaseProcess\x01l314"
+    own = [boot, "work\x00/home/u/train.py\x0020\x01l21"]
+    assert own_part([root, *parent, boot, *parent, *own]) == (root, *own)  # a grandchild: its own bootstrap
+    assert own_part([root, "spawn_main\x00/usr/lib/python3/multiprocessing/spawn.py\x00100", *own]) == (root, *own)
+    assert own_part([root, *parent]) == (root, *parent)  # no bootstrap frame: left whole
 
 
 def test_roles_from_the_target() -> None:

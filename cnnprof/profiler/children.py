@@ -8,8 +8,9 @@ it reaches the child whatever the start method: under fork the child runs it fro
 memory; under spawn / forkserver it is unpickled there, which imports this module in the child.
 In the child it resets the SIGALRM handler inherited from the parent's sampler (a fork keeps
 handlers, not timers), starts a sampler of its own, runs the target, and in a `finally` writes
-`processes/<pid>.json` (its stacks and sample end times, perf_counter_ns: one clock for every
-process of the machine). It also wraps `start` in the child, so grandchildren are sampled too.
+`processes/<pid>.json` (its stacks, from its own `BaseProcess._bootstrap` on, and sample end
+times, perf_counter_ns: one clock for every process of the machine). It also wraps `start` in
+the child, so grandchildren are sampled too.
 At the end of the run, `ChildObserver.stop` turns each file into `processes/<pid>/samples.parquet`
 + `stacks.json` (the main process's format) and lists the processes in run.json ("processes").
 
@@ -43,13 +44,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .sampler import SamplerUnavailable, SignalSampler
+from .sampler import IDENT_SEP, SamplerUnavailable, SignalSampler
 
 if TYPE_CHECKING:
     from .session import RunSession
 
 _WORKER_LOOP = ("torch.utils.data._utils.worker", "_worker_loop")
 _POOL_WORKERS = {("multiprocessing.pool", "worker"), ("concurrent.futures.process", "_process_worker")}
+_PROCESS_FILE = "multiprocessing/process.py"  # where BaseProcess._bootstrap, a child's first frame, lives
 _WORKER_ID_ARG = 10  # _worker_loop(dataset_kind, dataset, ..., init_fn, worker_id, ...)
 # A pool worker rewrites its samples file after a task at most this often (see SampledTarget._flush).
 FLUSH_MIN_NS = 100_000_000
@@ -74,6 +76,18 @@ def _after_each_put(queue: Any, then: Any) -> None:
         then()
 
     queue.put = put_then
+
+
+def own_part(stack: list[str]) -> tuple[str, ...]:
+    """A child's stack from its own start: the thread's root, then from the innermost
+    `BaseProcess._bootstrap` on. A forked child's stack still holds the frames of the parent that
+    forked it (the training loop, `DataLoader.__iter__`, `Popen._launch`): the parent's, not the
+    child's, and the same in every sample."""
+    for i in range(len(stack) - 1, 0, -1):
+        function, _, rest = stack[i].partition(IDENT_SEP)
+        if function == "_bootstrap" and rest.split(IDENT_SEP, 1)[0].replace("\\", "/").endswith(_PROCESS_FILE):
+            return (stack[0], *stack[i:])
+    return tuple(stack)
 
 
 class SampledTarget:
@@ -125,7 +139,7 @@ class SampledTarget:
         samples: list[list[int]] = []
         end = sampler.start_ns
         for stack, seconds in sampler.records():
-            sid = stacks.setdefault(tuple(stack), len(stacks))
+            sid = stacks.setdefault(own_part(stack), len(stacks))
             end += round(seconds * 1e9)
             samples.append([sid, end])
         doc = {

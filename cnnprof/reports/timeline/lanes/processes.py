@@ -24,8 +24,8 @@ from ..style import CATEGORY_COLORS
 
 MAX_LANES = 8  # children with a lane of their own (the call tree's process picker lists them all)
 MAX_BARS = 3000
-MAX_DEPTH = 24
-ROW_PX = 9
+MAX_DEPTH = 16  # a worker's own work sits a few frames below its _bootstrap
+ROW_PX = 8
 
 
 def build(ctx: LaneContext) -> list[Lane]:
