@@ -555,12 +555,14 @@ def make_run(
 WORKER_FILE = "/home/user/project/augment.py"  # the made-up user code the children run
 
 
-def add_children(run_dir: Path, roles: tuple[str, ...] = ("dataloader worker 0", "dataloader worker 1")) -> list[int]:
+def add_children(
+    run_dir: Path, roles: tuple[str, ...] = ("dataloader worker 0", "dataloader worker 1"), cpu_rows: bool = True
+) -> list[int]:
     """Gives a run made by `make_run` child processes, as profiler/children.py leaves them: each
     child's samples file (its stacks as sampler identifiers, its samples' end times) turned into
-    processes/<pid>/ by the real conversion, and run.json's "processes" section. Each child runs
-    `transform` (under `__getitem__`) for 3 ms, then waits 1 ms for its next index, over the run's
-    middle half. Returns the pids."""
+    processes/<pid>/ by the real conversion, and run.json's "processes" section; with `cpu_rows`,
+    procfs's CPU rows of each. Each child runs `transform` (under `__getitem__`) for 3 ms, then
+    waits 1 ms for its next index, over the run's middle half. Returns the pids."""
     from cnnprof.profiler.children import convert
 
     record = json.loads((run_dir / "run.json").read_text())
@@ -588,4 +590,14 @@ def add_children(run_dir: Path, roles: tuple[str, ...] = ("dataloader worker 0",
         pids.append(pid)
     record["processes"] = {"children": convert(run_dir, t0), "main_pid": 4242, "threads": "main thread only"}
     (run_dir / "run.json").write_text(json.dumps(record))
+    if cpu_rows:  # procfs's per-child CPU, 75 % of one core every 100 ms of their lives
+        import pyarrow.parquet as pq
+
+        tel = pq.read_table(run_dir / schema.TELEMETRY).to_pydict()
+        for pid in pids:
+            for t in range(duration // 4 + 100 * MS, 3 * duration // 4, 100 * MS):
+                row = (t, "procfs", f"proc.{pid}.cpu_pct", 75.0)
+                for column, value in zip(("t_ns", "source", "metric", "value"), row, strict=True):
+                    tel[column].append(value)
+        write_table(run_dir / schema.TELEMETRY, tel, schema.TELEMETRY_SCHEMA)
     return pids

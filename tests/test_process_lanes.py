@@ -38,6 +38,12 @@ def test_each_child_has_a_flame_lane_with_its_cpu(run_dir: Path) -> None:
         assert all(d == 2 for d, name in zip(bars["y"], bars["text"]) if name == "transform")
     titles = [a["text"] for a in timeline.figure["layout"]["annotations"]]
     assert any("dataloader worker 1 (pid 40001): 75 % CPU over its life" in t for t in titles)
+    for child in run.children:  # and its CPU over time, under its flame chart
+        (line,) = [t for t in timeline.figure["data"] if t.get("meta") == f"process-cpu:{child.pid}"]
+        assert line["y"] and set(line["y"]) == {75.0}
+    metas = [t["meta"] for t in timeline.figure["data"]]
+    assert metas.index("process-cpu:40000") > metas.index("process:40000")
+    assert not [t for t in timeline.figure["data"] if t.get("meta") == "cpu" and "proc." in t["name"]]
     assert any("other threads are not" in n for n in timeline.notes)  # said, not silently missing
 
 

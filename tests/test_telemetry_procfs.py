@@ -80,8 +80,11 @@ ProcTimes = namedtuple("ProcTimes", "user system children_user children_system")
 class FakeProcess:
     """A psutil.Process whose CPU times and children the test sets."""
 
+    pids = iter(range(50_000, 60_000))
+
     def __init__(self, user: float = 0.0, reaped: float = 0.0) -> None:
         self.user, self.reaped = user, reaped
+        self.pid = next(FakeProcess.pids)
         self.kids: list[FakeProcess] = []
 
     def cpu_times(self) -> ProcTimes:
@@ -100,10 +103,13 @@ def test_tree_cpu_counts_the_workers_up_to_their_end() -> None:
     main.kids = [worker]
     cpu = procfs.TreeCpu(main, 0)  # type: ignore[arg-type]
     main.user, worker.user = 1.2, 1.3
-    assert cpu.read(1_000_000_000) == pytest.approx((100.0, 20.0))  # 0.2 s main + 0.8 s worker in 1 s
+    shares = cpu.read(1_000_000_000)  # 0.2 s main + 0.8 s worker in 1 s
+    assert (shares.tree, shares.main) == pytest.approx((100.0, 20.0))
+    assert shares.children == pytest.approx({worker.pid: 80.0})
     # The worker ran 0.3 s more, exited and was joined: its time is in the parent's reaped counter.
     main.kids, main.user, main.reaped = [], 1.4, 1.6
-    assert cpu.read(2_000_000_000) == pytest.approx((50.0, 20.0))
+    shares = cpu.read(2_000_000_000)
+    assert (shares.tree, shares.main, shares.children) == (pytest.approx(50.0), pytest.approx(20.0), {})
 
 
 def test_tree_cpu_never_goes_negative_while_a_child_awaits_its_join() -> None:
@@ -111,9 +117,25 @@ def test_tree_cpu_never_goes_negative_while_a_child_awaits_its_join() -> None:
     main.kids = [worker]
     cpu = procfs.TreeCpu(main, 0)  # type: ignore[arg-type]
     main.kids = []  # exited, not waited for yet: in neither sum
-    assert cpu.read(1_000_000_000) == (0.0, 0.0)
+    assert cpu.read(1_000_000_000) == procfs.CpuShares(0.0, 0.0, {})
     main.reaped, main.user = 0.6, 1.1  # joined: 0.2 s more of the worker's, 0.1 s of the main's
-    assert cpu.read(2_000_000_000) == pytest.approx((30.0, 10.0))
+    shares = cpu.read(2_000_000_000)
+    assert (shares.tree, shares.main) == pytest.approx((30.0, 10.0))
+
+
+def test_procfs_writes_each_live_childs_cpu() -> None:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        source = ProcfsSource(SourceConfig(interval_ms=100, target_pid=os.getpid()))
+        assert source.probe().ok and "proc.*.cpu_pct" in source.metrics
+        rows = {m: v for _, m, v in source.read(time.perf_counter_ns() + 1_000_000_000)}
+        assert rows[f"proc.{child.pid}.cpu_pct"] >= 0.0 and rows["proc_cpu_pct"] >= rows["proc_main_cpu_pct"]
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_tree_cpu_takes_grandchildren() -> None:
@@ -121,7 +143,9 @@ def test_tree_cpu_takes_grandchildren() -> None:
     main.kids, worker.kids = [worker], [grandchild]
     cpu = procfs.TreeCpu(main, 0)  # type: ignore[arg-type]
     grandchild.user = 0.5
-    assert cpu.read(1_000_000_000) == pytest.approx((50.0, 0.0))
+    shares = cpu.read(1_000_000_000)
+    assert (shares.tree, shares.main) == pytest.approx((50.0, 0.0))
+    assert shares.children == pytest.approx({worker.pid: 0.0, grandchild.pid: 50.0})
 
 
 # -- rapl ------------------------------------------------------------------------------------

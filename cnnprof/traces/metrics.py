@@ -72,6 +72,7 @@ VOCABULARY: tuple[Metric, ...] = (
         "cpu", "training process tree",
     ),
     Metric("proc_main_cpu_pct", "%", "training process alone: CPU, % of one core", "cpu", "training process"),
+    Metric("proc.*.cpu_pct", "%", "one child process (by pid): its own CPU, % of one core", "processes", "CPU"),
     Metric("cpu.*.busy_pct", "%", "one logical CPU: busy % over the interval", "cores", aliases=("core.*.active_pct",)),
     Metric("e_cores_freq_mhz", "MHz", "E cores: busy-weighted mean frequency", "cpu_clock", "E cores",
            ("e_cluster_freq_mhz",)),

@@ -2,7 +2,8 @@
 training process's CPU % and RSS, and the P/E split of Intel hybrid CPUs.
 
 `proc_cpu_pct` is the whole process tree: the training process, its DataLoader / Pool workers and
-any other descendants; `proc_main_cpu_pct` the training process alone. The tree's CPU time is
+any other descendants; `proc_main_cpu_pct` the training process alone; `proc.<pid>.cpu_pct` each
+live child (its own time, the report's process lanes draw it). The tree's CPU time is
 `TreeCpu`: each process's user + system time plus its reaped children's (psutil's
 `children_user` / `children_system`), so a worker that ended between two reads still counts up to
 its end, through its parent's counters, once its parent has waited for it (DataLoader and Pool
@@ -19,6 +20,7 @@ lists are read from sysfs under `sysfs_root` (a parameter so tests can hand in a
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +98,8 @@ class ProcfsSource(Source):
         except psutil.Error:
             self._process = None  # the machine figures still make sense without the process
         else:
-            self.metrics.update(table("proc_cpu_pct", "proc_main_cpu_pct", "proc_rss_mb", "proc_preemptions_per_s"))
+            names = ("proc_cpu_pct", "proc_main_cpu_pct", "proc.*.cpu_pct", "proc_rss_mb", "proc_preemptions_per_s")
+            self.metrics.update(table(*names))
         return SourceStatus(True)
 
     def read(self, now_ns: int, final: bool = False) -> list[Reading]:
@@ -122,7 +125,8 @@ class ProcfsSource(Source):
             try:
                 cpu = self._cpu.read(now_ns)  # always read: it restarts its window
                 if long_enough and cpu is not None:
-                    rows += [(now_ns, "proc_cpu_pct", cpu[0]), (now_ns, "proc_main_cpu_pct", cpu[1])]
+                    rows += [(now_ns, "proc_cpu_pct", cpu.tree), (now_ns, "proc_main_cpu_pct", cpu.main)]
+                    rows += [(now_ns, f"proc.{pid}.cpu_pct", pct) for pid, pct in cpu.children.items()]
                 with self._process.oneshot():
                     rows.append((now_ns, "proc_rss_mb", self._process.memory_info().rss / MIB))
                     switches = self._process.num_ctx_switches().involuntary
@@ -139,43 +143,55 @@ class ProcfsSource(Source):
         """Nothing held: psutil opens and closes its files per call."""
 
 
+@dataclass(frozen=True)
+class CpuShares:
+    """% of one core over the interval: the whole tree, the main process alone, each live child."""
+
+    tree: float
+    main: float
+    children: dict[int, float]  # pid -> its own CPU, for the children seen at both ends of the interval
+
+
 class TreeCpu:
-    """CPU % of a process and of its whole tree between two reads (see the module doc)."""
+    """CPU % of a process, of its whole tree and of each child between two reads (see the module doc)."""
 
     def __init__(self, process: psutil.Process, now_ns: int) -> None:
         self.process = process
-        self._last: tuple[int, float, float] | None = None  # (ns, tree seconds, main seconds)
+        self._last: tuple[int, float, float, dict[int, float]] | None = None  # (ns, tree s, main s, own s by pid)
         self._tree_high = 0.0
         self.read(now_ns)
 
-    def seconds(self) -> tuple[float, float]:
-        """(tree, main) CPU seconds so far: the main process's time and its reaped children's,
-        plus every live descendant's own and reaped children's. A descendant gone between
-        `children()` and its read is left out of this read; its parent's counters take it once
-        it is waited for."""
+    def seconds(self) -> tuple[float, float, dict[int, float]]:
+        """(tree, main, each live descendant's own) CPU seconds so far. The tree is the main
+        process's time and its reaped children's, plus every live descendant's own and reaped
+        children's. A descendant gone between `children()` and its read is left out of this read;
+        its parent's counters take it once it is waited for."""
         times = self.process.cpu_times()
         main = times.user + times.system
         tree = main + getattr(times, "children_user", 0.0) + getattr(times, "children_system", 0.0)
+        own: dict[int, float] = {}
         for child in self.process.children(recursive=True):
             try:
                 t = child.cpu_times()
             except psutil.Error:
                 continue
-            tree += t.user + t.system + getattr(t, "children_user", 0.0) + getattr(t, "children_system", 0.0)
-        return tree, main
+            own[child.pid] = t.user + t.system
+            tree += own[child.pid] + getattr(t, "children_user", 0.0) + getattr(t, "children_system", 0.0)
+        return tree, main, own
 
-    def read(self, now_ns: int) -> tuple[float, float] | None:
-        """(tree %, main %) of one core since the previous read; None on the first. The tree's
-        seconds only go up: a child that exited but is not waited for yet drops out of the sum
-        until its parent's counters take it, and that dip is not a negative CPU time."""
-        tree, main = self.seconds()
-        last, self._last = self._last, (now_ns, tree, main)
+    def read(self, now_ns: int) -> CpuShares | None:
+        """The shares since the previous read; None on the first. The tree's seconds only go up: a
+        child that exited but is not waited for yet drops out of the sum until its parent's
+        counters take it, and that dip is not a negative CPU time."""
+        tree, main, own = self.seconds()
+        last, self._last = self._last, (now_ns, tree, main, own)
         gained = max(0.0, tree - self._tree_high)
         self._tree_high = max(self._tree_high, tree)
         if last is None or now_ns <= last[0]:
             return None
-        elapsed = (now_ns - last[0]) / 1e9
-        return 100.0 * gained / elapsed, 100.0 * max(0.0, main - last[2]) / elapsed
+        pct = 100.0 / ((now_ns - last[0]) / 1e9)
+        children = {pid: pct * max(0.0, s - last[3][pid]) for pid, s in own.items() if pid in last[3]}
+        return CpuShares(pct * gained, pct * max(0.0, main - last[2]), children)
 
 
 def _read_number(path: Path) -> float | None:

@@ -1,6 +1,7 @@
 """One lane per child process of the run (DataLoader workers, Pool workers, other multiprocessing
 children: traces/processes.py): its stack samples as a flame chart over time, on the run's time
-axis, and in its title its CPU time over its life (% of one core) and the time sampled. The main
+axis, and in its title its CPU time over its life (% of one core) and the time sampled; under it,
+where procfs read it, its CPU over time (`proc.<pid>.cpu_pct`). The main
 process's flame chart is the `flame` lane; the call tree under the timeline shows any one process
 or all of them (stacks.process_tree).
 
@@ -37,6 +38,11 @@ def build(ctx: LaneContext) -> list[Lane]:
             ctx.absent.append(f"no lane for {proc.label}: no stack samples ({why})")
         else:
             lanes.append(lane)
+        key = ("procfs", f"proc.{proc.pid}.cpu_pct")  # its CPU over time, where procfs read it
+        if key in ctx.tel.series:
+            yaxis = {"rangemode": "tozero", "ticksuffix": " %"}
+            title = f"{proc.label}: CPU, % of one core"
+            lanes.append(ctx.line_lane(f"process-cpu:{proc.pid}", title, 60, [key], yaxis))
     if ctx.children:
         ctx.notes.append(
             "processes: each process's main thread is sampled; other threads are not (their time shows as "
