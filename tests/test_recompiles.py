@@ -152,3 +152,26 @@ def test_costly_retraces_are_high_and_each_function_is_its_own_finding(tmp_path:
     run.span(KIND, "eval_fn", 0, MS, "/u/train.py:20", framework="mlx", trace=1, inputs=["float32[4]"])
     (f,) = by_id(diagnose(run.load()).findings, "recompiles")
     assert f.severity == "high" and "500.0 ms spent compiling again" in f.claim  # 0.5 s of 2 s
+
+
+def test_recompiles_before_the_first_step_are_setup_and_low(tmp_path: Path) -> None:
+    """A compile per batch size while a step is captured (before the first training step) is
+    paid once: said, low; the same recompile in the training steps is judged on its cost."""
+    from diagnosis_runs import train_steps
+
+    severities = {}
+    for late in (False, True):
+        folder = tmp_path / str(late)
+        folder.mkdir()
+        run = Run(folder, "torch_cuda")
+        start = 3000.0  # ms: the first step
+        train_steps(run, 100, start_ms=start)
+        at = int((start + 50 * 9) * MS) if late else 1000 * MS
+        run.span(KIND, "forward", 0, 900 * MS, "/u/train.py:7", framework="torch", reason=None)
+        reason = "tensor 'x' size mismatch at index 0. expected 512, actual 240"
+        run.span(KIND, "forward", at, at + 800 * MS, "/u/train.py:7", framework="torch", reason=reason)
+        (f,) = by_id(diagnose(run.load()).findings, "recompiles")
+        severities[late] = f
+    assert severities[False].severity == "low"
+    assert "1 of them before the first training step (setup, paid once)" in severities[False].evidence
+    assert severities[True].severity == "high"  # 0.8 s against 0.9 s of steps

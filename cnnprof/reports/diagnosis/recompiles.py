@@ -69,7 +69,7 @@ def _fix(framework: str, shapeless: bool) -> str:
     )
 
 
-def _finding(group: pd.DataFrame, window_s: float) -> Finding | None:
+def _finding(group: pd.DataFrame, window_s: float, first_step_ns: int | None) -> Finding | None:
     attrs = [attrs_of(a) for a in group["attrs"].tolist()]
     retrace = [_is_retrace(a) for a in attrs]
     n = sum(retrace)
@@ -78,11 +78,26 @@ def _finding(group: pd.DataFrame, window_s: float) -> Finding | None:
     framework = attrs[0].get("framework", "?")
     fn = str(group["name"].iloc[0])
     cost = float(group["dur_s"][retrace].sum())
-    share = cost / window_s if window_s > 0 else 0.0
-    severity = "high" if share >= HIGH_SHARE else "medium" if share >= MEDIUM_SHARE or n >= MEDIUM_COUNT else "low"
+    # Retraces before the first training step are setup (a compile per input shape, paid once,
+    # such as a captured step's for a short last batch): said, but never more than low.
+    starts = group["start_ns"].tolist()
+    late = [r and (first_step_ns is None or t >= first_step_ns) for r, t in zip(retrace, starts, strict=True)]
+    late_cost = float(group["dur_s"][late].sum())
+    share = late_cost / window_s if window_s > 0 else 0.0
+    n_late = sum(late)
+    severity = (
+        "high"
+        if share >= HIGH_SHARE
+        else "medium"
+        if share >= MEDIUM_SHARE or n_late >= MEDIUM_COUNT
+        else "low"
+    )
     evidence = [
-        f"{fn}: {len(group)} compiles, {n} after the first, {_seconds(cost)} in them ({share:.1%} of the observed time)"
+        f"{fn}: {len(group)} compiles, {n} after the first, {_seconds(cost)} in them"
+        + (f" ({share:.1%} of the observed time)" if n_late else "")
     ]
+    if n_late < n:
+        evidence.append(f"{n - n_late} of them before the first training step (setup, paid once)")
     if framework == "torch":
         reasons = pd.Series([a.get("reason") for a, r in zip(attrs, retrace, strict=True) if r]).value_counts()
         evidence += [f"reason ({count}x): {reason}" for reason, count in reasons.head(SHOWN_REASONS).items()]
@@ -117,9 +132,10 @@ def rule_recompiles(ctx: RunView) -> list[Finding]:
         return []
     frameworks = [attrs_of(a).get("framework", "?") for a in compiles["attrs"].tolist()]
     compiles = compiles.assign(framework=frameworks).sort_values("start_ns", kind="stable")
+    first_step = int(ctx.steps[0, 0]) if len(ctx.steps) else None
     findings = [
         f
         for _, group in compiles.groupby(["framework", "name"], sort=False)
-        if (f := _finding(group, float(ctx.window_s))) is not None
+        if (f := _finding(group, float(ctx.window_s), first_step)) is not None
     ]
     return sorted(findings, key=lambda f: _RANK[f.severity])

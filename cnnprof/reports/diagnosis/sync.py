@@ -190,7 +190,7 @@ def sync_cost(ctx: RunView, syncs: pd.DataFrame) -> tuple[float | None, str, str
     None) without either."""
     steady = ctx.steady if len(ctx.steady) else ctx.steps
     profiler = ctx.run.meta.get("profiler") or {}
-    traced = traced_sync_cost(ctx.gpu_trace, syncs, steady, profiler)
+    traced = traced_sync_cost(ctx.gpu_trace, syncs, steady, profiler, total_s(ctx.deferred) * 1e9)
     if traced is not None:
         return 100.0 * traced.share, "about", evidence_line(traced)
     busy = ctx.device_busy_pct

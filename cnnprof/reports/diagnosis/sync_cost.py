@@ -80,10 +80,12 @@ def traced_sync_cost(
     syncs: pd.DataFrame,
     steady: np.ndarray,
     profiler: dict[str, Any],
+    deferred_ns: float = 0.0,
 ) -> SyncCost | None:
     """The estimate, or None without a trace of steady-state steps or without syncs. `syncs`
     are the accelerator syncs of the steady state, `steady` its steps, `profiler` run.json's
-    profiler section."""
+    profiler section; `deferred_ns` the waits deferred to after the steps (RunView.deferred),
+    spread over the steps: a host that runs ahead finishes its side of a step early."""
     if trace is None or syncs.empty or not len(steady) or not trace.starts_after(int(steady[0, 0])):
         return None
     busy_step = trace.busy_per_step_ns
@@ -100,7 +102,7 @@ def traced_sync_cost(
 
     untraced = steady[(steady[:, 1] <= trace.window[0]) | (steady[:, 0] >= trace.window[1])]
     durations = untraced if len(untraced) else steady
-    step_ns = float(np.median(durations[:, 1] - durations[:, 0]))
+    step_ns = float(np.median(durations[:, 1] - durations[:, 0])) + deferred_ns / len(steady)
     profiler_ns = profiler_cost_per_step(profiler, step_ns / 1e9) * 1e9
     host_step = step_ns - profiler_ns
     wait_step = float((syncs["end_ns"] - syncs["start_ns"]).sum()) / len(steady)
