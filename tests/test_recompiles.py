@@ -134,6 +134,39 @@ def test_torch_compile_recompile_has_its_reason_and_call_site(tmp_path: Path) ->
     assert any("size mismatch" in e for e in findings[0].evidence) and "mark_dynamic" in findings[0].fix
 
 
+def test_a_compiled_module_is_named_and_its_recompile_placed_at_the_forward_line(tmp_path: Path) -> None:
+    """torch.compile(model) compiles Dynamo's wrapper ("inner"): named as the module's forward.
+    The backward of a training step compiles lazily under the same compile id, from the
+    backward's line: the site stays the forward's."""
+    torch = pytest.importorskip("torch")
+
+    def work() -> tuple[int, Any]:
+        model = torch.nn.Linear(4, 2)
+        compiled = torch.compile(model, backend="aot_eager", dynamic=False)
+        for n in (8, 8, 16):
+            loss = compiled(torch.ones(n, 4)).sum()  # the call site
+            loss.backward()
+        return sys._getframe().f_lineno - 2, torch.compiler.reset()
+
+    session, (line, _) = observed(tmp_path, work)
+    rows = [row for row in compile_spans(session) if row[7]["framework"] == "torch"]
+    assert [row[1] for row in rows] == ["compiled module forward"] * 2
+    assert rows[1][6] == f"{__file__}:{line}"
+
+
+def test_code_a_framework_generates_is_never_the_call_site() -> None:
+    """AOT autograd runs generated code whose globals are not torch's; its file names torch's."""
+    torch = pytest.importorskip("torch")
+    from cnnprof.profiler.callsite import call_site
+
+    fake = str(Path(torch.__path__[0]) / "_functorch" / "generated.py")
+    code = compile("site = call_site(sys._getframe())", fake, "exec")
+    scope: dict[str, Any] = {"__name__": "generated", "call_site": call_site, "sys": sys}
+    line = sys._getframe().f_lineno + 1
+    exec(code, scope)  # noqa: S102 - the frame under test
+    assert scope["site"] == f"{__file__}:{line}"
+
+
 # -- the rule on constructed runs ---------------------------------------------------------------
 def test_costly_retraces_are_high_and_each_function_is_its_own_finding(tmp_path: Path) -> None:
     run = Run(tmp_path, "mlx_gpu").epochs(1, 2.0)

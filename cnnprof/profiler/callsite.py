@@ -3,6 +3,8 @@ the first frame outside the frameworks and cnnprof's own machinery."""
 
 from __future__ import annotations
 
+import os
+import sys
 from types import FrameType
 
 # Frames of these modules (and their submodules) are never the call site. cnnprof.models.loops
@@ -12,7 +14,21 @@ SKIPPED = ("mlx", "torch", "warnings", "functools", "contextlib", "cnnprof.profi
 
 def _skipped(frame: FrameType) -> bool:
     module = frame.f_globals.get("__name__", "")
-    return any(module == m or module.startswith(m + ".") for m in SKIPPED)
+    if any(module == m or module.startswith(m + ".") for m in SKIPPED):
+        return True
+    # Code a framework generates at run time (AOT autograd's backward wrappers) runs with globals
+    # of its own: told by its file, which names a file inside the framework's package.
+    file = frame.f_code.co_filename
+    return any(file.startswith(root) for root in _framework_dirs())
+
+
+def _framework_dirs() -> tuple[str, ...]:
+    roots = []
+    for name in ("torch", "mlx"):
+        module = sys.modules.get(name)
+        for path in getattr(module, "__path__", None) or []:
+            roots.append(os.path.join(path, ""))
+    return tuple(roots)
 
 
 def call_site(frame: FrameType | None) -> str | None:

@@ -150,7 +150,10 @@ def torch_compile_spans(
         start_us, end_us = getattr(m, "start_time_us", None), getattr(m, "end_time_us", None)
         if not m.co_name or start_us is None or end_us is None or start_us * 1000 < since_wall_ns:
             continue  # (records without a code name are runtime / backward compiles)
-        name = m.co_name
+        # torch.compile(model) compiles Dynamo's wrapper of the module call (a frame "inner" in
+        # torch/_dynamo/external_utils.py): the model's forward is what the user compiled.
+        wrapper = str(m.co_filename or "").replace("\\", "/").endswith("torch/_dynamo/external_utils.py")
+        name = "compiled module forward" if wrapper else m.co_name
         attrs = {
             "framework": "torch",
             "fn": name,
@@ -217,7 +220,9 @@ class CompileObserver:
         return self._active
 
     def _on_compile_start(self, args: Any) -> None:
-        self._torch_sites[str(args.compile_id)] = call_site(sys._getframe(1))
+        # The first start of a compile id is its frame's (the forward's line); AOT autograd's
+        # lazy backward compile starts again under the same id, from the backward's line.
+        self._torch_sites.setdefault(str(args.compile_id), call_site(sys._getframe(1)))
 
     def stop(self, session: RunSession) -> dict[str, Any]:
         self._active = False
