@@ -6,12 +6,15 @@ script starts and after it ends, against plain `python SCRIPT` (issue 11: under 
 Two scripts: an empty one and one that runs Python for `--seconds` of wall time. Each is run as
 `python SCRIPT`, `cnnprof profile --no-report -- SCRIPT` and `cnnprof profile -- SCRIPT`, in turn,
 `--repeats` times. The script prints the wall clock (`time_ns`) when it starts and ends, and the
-run's last write of run.json (its mtime) marks the end of the observation, so each run splits into
+run's end marks the end of the observation (run.json's `ended_unix_ns`, written by the run's end;
+a cnnprof that does not write it: run.json's last write, its mtime), so each run splits into
 
 * start: from launching the command to the script's first line (interpreter, imports, the
   telemetry process, the observers),
-* stop: from the script's last line to run.json's final write (observers stop, tables, run.json),
-* explain: from there to the exit (the diagnosis, report.html unless --no-report, the exit).
+* stop: from the script's last line to the run's end (observers stop, run.json; before the
+  tables were left to the first reader, also the tables),
+* explain: from there to the exit (the first read, which builds the tables, the diagnosis,
+  report.html unless --no-report, the exit).
 
 Plain python has a start and an exit (its stop). cnnprof's own cost is its start + stop minus
 python's start + stop; the explanation is printed next to it. Medians are printed. Each `--root`
@@ -22,6 +25,7 @@ so that a before and an after see the same load (`--root /older/checkout --root 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -49,7 +53,9 @@ def timed(cmd: list[str], env: dict[str, str], out: Path) -> tuple[float, float,
         raise SystemExit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
     marks = {line.split()[0]: int(line.split()[1]) for line in done.stderr.splitlines() if line.startswith("@")}
     runs = sorted(out.glob("*/run.json"), key=lambda p: p.stat().st_mtime_ns)
-    written = runs[-1].stat().st_mtime_ns if runs and runs[-1].stat().st_mtime_ns > marks["@end"] else exit_ns
+    written = exit_ns
+    if runs and runs[-1].stat().st_mtime_ns > marks["@end"]:
+        written = json.loads(runs[-1].read_text()).get("ended_unix_ns") or runs[-1].stat().st_mtime_ns
     return (marks["@start"] - launch) / 1e9, (written - marks["@end"]) / 1e9, (exit_ns - written) / 1e9
 
 

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 from torch.utils.data import DataLoader, Dataset  # noqa: E402
 
-from cnnprof.profiler.children import StartPatch, convert  # noqa: E402
+from cnnprof.profiler.children import StartPatch, children_info, convert  # noqa: E402
 
 
 class Transformed(Dataset):
@@ -76,17 +76,17 @@ def main() -> None:
                     times["on"].append(epoch(loader))
                 finally:
                     patch.remove()
+                samples.append(sum(c["samples"] for c in children_info(folder, 0)))
                 start = time.perf_counter()
-                children = convert(folder, 0)
+                convert(folder, 0)
                 convert_s.append(time.perf_counter() - start)
-                samples.append(sum(c["samples"] for c in children))
     off, on = statistics.median(times["off"]), statistics.median(times["on"])
     print(f"workers={args.workers} samples={args.samples} work={args.work} batch={args.batch_size} "
           f"rounds={args.rounds} interval={args.interval_ms} ms")
     print(f"epoch off  median {off:.3f} s  (all: {', '.join(f'{t:.3f}' for t in times['off'])})")
     print(f"epoch on   median {on:.3f} s  (all: {', '.join(f'{t:.3f}' for t in times['on'])})")
     print(f"ratio on/off {on / off:.3f}; worker samples per epoch median {statistics.median(samples):,.0f}")
-    print(f"conversion of an epoch's worker files (end of run) median {statistics.median(convert_s) * 1e3:.1f} ms")
+    print(f"conversion of an epoch's worker files (first read) median {statistics.median(convert_s) * 1e3:.1f} ms")
 
 
 if __name__ == "__main__":

@@ -362,8 +362,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"{session.run_dir} (set CNNPROF_DEBUG=1 for the traceback)"
         )
         return 1
-    console.print(summary_table(session.record))
-    _explain(session.run_dir, write_report=not args.no_report, open_report=args.open)
+    _explain(session, write_report=not args.no_report, open_report=args.open, summary=summary_table)
     print(session.run_dir)
     return 0
 
@@ -397,10 +396,24 @@ def _run_events(args: argparse.Namespace, session: Any) -> Iterator[Any]:
         yield LiveEvents(args.epochs, view)
 
 
-def _explain(run_dir: Path, *, write_report: bool, open_report: bool) -> None:
-    from .reports.explain import explain
+def _explain(
+    session: Any, *, write_report: bool, open_report: bool, summary: Callable[[Any], Any] | None = None
+) -> None:
+    """The closing lines of a run: `summary` of its record (`cnnprof run`'s table), the verdict and
+    findings, report.html; then how long the run's own end took and, apart, this explaining (its
+    first read builds the tables from the streams: traces/tables.py)."""
+    import time
 
-    explain(run_dir, show=True, write_report=write_report, open_report=open_report)
+    from .reports.explain import explain
+    from .traces.reader import RunData
+
+    start = time.perf_counter()
+    if summary is not None:
+        console.print(summary(RunData(session.run_dir).record))
+    explain(session.run_dir, show=True, write_report=write_report, open_report=open_report)
+    what = "tables, diagnosis and report" if write_report else "tables and diagnosis"
+    stop = f"the run's end took {session.stop_s:.2f} s; " if session.stop_s is not None else ""
+    console.print(f"cnnprof: {stop}{what} {time.perf_counter() - start:.2f} s", markup=False, style="dim")
 
 
 # -- bench ------------------------------------------------------------------------------------

@@ -225,7 +225,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     if rank is not None:
         print(session.run_dir)
         return code
-    _explain(session.run_dir, write_report=not args.no_report, open_report=args.open)
+    _explain(session, write_report=not args.no_report, open_report=args.open)
     print(session.run_dir)
     return code
 

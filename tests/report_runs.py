@@ -476,7 +476,7 @@ def make_run(
     if cprofile:
         _pstats(path / schema.PSTATS, hostile)
 
-    from cnnprof.profiler.session import summarize
+    from cnnprof.traces.summary import summarize
 
     metric_rows = [dict(zip(metrics, vals)) for vals in zip(*metrics.values())]
     inf_rows = [dict(zip(inf, vals)) for vals in zip(*inf.values())]

@@ -134,4 +134,7 @@ def test_sighup_ends_a_run_like_sigterm(tmp_path: Path) -> None:
     assert only_run_dir(tmp_path / "runs") == run_dir
     meta = read_meta(run_dir)
     assert meta["status"] == "interrupted" and "SIGHUP" in meta["error"]
-    assert not list(run_dir.glob("*.stream.*"))
+    assert meta["pending"] and list(run_dir.glob("*.stream.*"))  # left to the first reader
+    run = RunData(run_dir)
+    assert run.record.status == "interrupted" and len(run.samples) > 0
+    assert not list(run_dir.glob("*.stream.*")) and read_meta(run_dir)["pending"] == []

@@ -199,7 +199,7 @@ def test_bad_mode_is_refused() -> None:
 
 
 @pytest.mark.parametrize(("exc", "status"), [(RuntimeError("boom"), "failed"), (KeyboardInterrupt(), "interrupted")])
-def test_files_are_written_when_the_run_ends_badly(tmp_path: Path, exc: BaseException, status: str) -> None:
+def test_samples_are_kept_when_the_run_ends_badly(tmp_path: Path, exc: BaseException, status: str) -> None:
     observer = StackObserver("both" if status == "failed" else "sampler")
     with pytest.raises(type(exc)), RunSession(_opts(tmp_path), [observer]) as session:
         spin_until_sampled(observer, 3)
@@ -207,7 +207,8 @@ def test_files_are_written_when_the_run_ends_badly(tmp_path: Path, exc: BaseExce
     meta = json.loads((session.run_dir / schema.RUN_JSON).read_text())
     assert meta["status"] == status
     assert meta["profiler"]["samples"] > 0
-    assert len(pd.read_parquet(session.run_dir / schema.SAMPLES)) == meta["profiler"]["samples"]
+    assert len(RunData(session.run_dir).samples) == meta["profiler"]["samples"]
+    assert len(pd.read_parquet(session.run_dir / schema.SAMPLES)) == meta["profiler"]["samples"]  # built, kept
     assert sys.getprofile() is None  # nothing left installed
     assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)

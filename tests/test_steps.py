@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 from cnnprof.profiler.spans import SpanRecorder
-from cnnprof.profiler.steps import StepHooks, record_steps
+from cnnprof.profiler.steps import StepHooks
 from cnnprof.reports.diagnosis.steady import warmup_count
-from cnnprof.traces.steps import derive_steps, split_steps
+from cnnprof.traces.steps import derive_steps, split_steps, step_rows
 
 MS = 1_000_000
 REPO = Path(__file__).resolve().parents[1]
@@ -169,9 +169,10 @@ def test_record_steps_adds_steps_with_their_split_and_the_setup() -> None:
     finally:
         hooks.remove()
     t0 = min(r[2] for r in rec.rows) - 1000
-    assert record_steps(rec, t0) == {"steps": 4, "eval_phases": 0}
-    steps = [r for r in rec.rows if r[0] == "step"]
-    (setup,) = [r for r in rec.rows if r[0] == "setup"]
+    derived, info = step_rows(rec.rows, t0)
+    assert info == {"steps": 4, "eval_phases": 0}
+    steps = [r for r in derived if r[0] == "step"]
+    (setup,) = [r for r in derived if r[0] == "setup"]
     assert len(steps) == 4 and setup[3] == steps[0][2]
     assert all(set(r[7]) == {"data_s", "forward_s", "backward_s", "optimizer_s", "sync_s", "other_s"} for r in steps)
     assert all(r[7]["backward_s"] > 0 and r[7]["optimizer_s"] > 0 for r in steps)
@@ -247,8 +248,9 @@ def test_a_validation_loop_becomes_an_eval_mode_phase() -> None:
             ("hook", "data", 51, 53), ("hook", "backward", 55, 59), ("hook", "optimizer", 59, 60)]
     for kind, name, start, end, *attrs in rows:
         rec.rows.append((kind, name, start * MS, end * MS, None, None, None, attrs[0] if attrs else None))
-    assert record_steps(rec, 0) == {"steps": 2, "eval_phases": 1}
-    (phase,) = [r for r in rec.rows if r[0] == "phase"]
+    derived, info = step_rows(rec.rows, 0)
+    assert info == {"steps": 2, "eval_phases": 1}
+    (phase,) = [r for r in derived if r[0] == "phase"]
     assert (phase[1], phase[2], phase[3]) == ("eval mode", 12 * MS, 50 * MS)
 
 

@@ -267,23 +267,23 @@ def test_doctor_without_macmon(
 
 
 def test_auto_through_the_sampler_process_takes_macmon(fake_bin: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import pandas as pd
-
     from cnnprof.profiler.telemetry import start_sampler
     from cnnprof.profiler.telemetry.launcher import STREAM_NAME
+    from cnnprof.traces.tables import telemetry_table
 
     install(fake_bin, "powermetrics", FAKE_POWERMETRICS.format(python=sys.executable, recording=str(M4_STREAM)))
     install(fake_bin, "sudo", '#!/bin/sh\n[ "$1" = "-n" ] && shift\nexec "$@"\n')
     monkeypatch.setenv("CNNPROF_POWERMETRICS", "powermetrics")
     run_dir = tmp = fake_bin.parent / "run"
-    handle = start_sampler(run_dir, "auto", 100, time.perf_counter_ns())
+    t0 = time.perf_counter_ns()
+    handle = start_sampler(run_dir, "auto", 100, t0)
     deadline = time.monotonic() + 10
     while b"macmon,gpu_freq_mhz" not in (tmp / STREAM_NAME).read_bytes() and time.monotonic() < deadline:
         time.sleep(0.1)
     result = handle.stop()
     assert result.sources["macmon"] == "ok"
     assert result.sources["powermetrics"] == "unavailable: macmon is sampled instead"
-    frame = pd.read_parquet(run_dir / "telemetry.parquet")
+    frame = telemetry_table(run_dir / STREAM_NAME, t0).to_pandas()  # as the first reader builds it
     macmon = frame[frame["source"] == "macmon"]
     assert set(macmon["metric"]) >= {"gpu_freq_mhz", "combined_power_w", "window_ms", "e_cluster_scaled_pct"}
     assert result.metrics["macmon.board_power_w"]["unit"] == "W"

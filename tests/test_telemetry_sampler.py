@@ -21,13 +21,14 @@ from cnnprof.profiler.telemetry import (
     SOURCE_NAMES,
     SourceStatus,
     available_sources,
-    merge_stream,
+    close_stream,
     read_stream,
     start_sampler,
 )
 from cnnprof.profiler.telemetry.launcher import STREAM_NAME
 from cnnprof.profiler.telemetry.powermetrics import EXECUTABLE_ENV
 from cnnprof.profiler.telemetry.stream import status_path
+from cnnprof.traces.tables import telemetry_table
 
 FIXTURES = Path(__file__).parent / "fixtures" / "powermetrics"
 
@@ -49,13 +50,18 @@ def wait_until(predicate, timeout_s: float) -> bool:
     return predicate()
 
 
+def table(folder: Path, t0: int) -> pd.DataFrame:
+    """telemetry.parquet as the run's first reader builds it from the stream (traces/tables.py)."""
+    return telemetry_table(folder / STREAM_NAME, t0).to_pandas()
+
+
 def median_interval_ms(frame: pd.DataFrame, metric: str) -> float:
     return float(frame[frame["metric"] == metric]["t_ns"].diff().dropna().median() / 1e6)
 
 
 # -- end to end ----------------------------------------------------------------------------
 @pytest.mark.parametrize("interval_ms", [100, 10])
-def test_start_stop_writes_parquet_on_the_interval(tmp_path: Path, interval_ms: int) -> None:
+def test_start_stop_streams_on_the_interval(tmp_path: Path, interval_ms: int) -> None:
     t0 = time.perf_counter_ns()
     handle = start_sampler(tmp_path, "procfs", interval_ms, t0)
     assert handle.sources == {"procfs": "ok"}  # start_sampler waited for the probe
@@ -64,7 +70,8 @@ def test_start_stop_writes_parquet_on_the_interval(tmp_path: Path, interval_ms: 
     time.sleep(1.5 if interval_ms == 100 else 0.6)
     result = handle.stop()
     assert result.error is None and result.sources == {"procfs": "ok"}
-    frame = pd.read_parquet(tmp_path / "telemetry.parquet")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [STREAM_NAME]  # status and log gone; the stream stays
+    frame = table(tmp_path, t0)
     assert len(frame) == result.rows > 0
     assert set(frame["source"]) == {"procfs"}
     assert frame["t_ns"].min() > 0 and frame["t_ns"].max() < time.perf_counter_ns() - t0  # relative to t0
@@ -76,7 +83,7 @@ def test_start_stop_writes_parquet_on_the_interval(tmp_path: Path, interval_ms: 
         "source": "procfs",
     }
     assert result.metrics["procfs.cpu.0.busy_pct"]["unit"] == "%"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["telemetry.parquet"]  # stream merged, removed
+    assert result.last_s["procfs"] == pytest.approx(frame["t_ns"].max() / 1e9)
     assert handle.stop() is result  # twice: the same answer
 
 
@@ -101,11 +108,12 @@ def test_powermetrics_through_the_sampler_process(tmp_path: Path, monkeypatch: p
     monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv(EXECUTABLE_ENV, str(fake))
     run_dir = tmp_path / "run"
-    handle = start_sampler(run_dir, "powermetrics,procfs", 100, time.perf_counter_ns())
+    t0 = time.perf_counter_ns()
+    handle = start_sampler(run_dir, "powermetrics,procfs", 100, t0)
     time.sleep(0.8)
     result = handle.stop()
     assert result.error is None and result.sources == {"powermetrics": "ok", "procfs": "ok"}
-    frame = pd.read_parquet(run_dir / "telemetry.parquet")
+    frame = table(run_dir, t0)
     freqs = frame[frame["metric"] == "gpu_freq_mhz"]["value"].tolist()
     assert freqs[:3] == [426.525, 479.398, 867.616]
     assert result.metrics["powermetrics.gpu_power_w"] == {
@@ -143,10 +151,10 @@ def test_sampler_exits_when_its_parent_is_killed(tmp_path: Path) -> None:
         parent.wait()
     frame = read_stream(tmp_path / STREAM_NAME)  # left behind, still readable
     assert (frame["metric"] == "cpu_busy_pct").sum() >= 5
-    result = merge_stream(tmp_path, int(frame["t_ns"].min()))  # what a reader can do with it
+    result = close_stream(tmp_path, int(frame["t_ns"].min()))  # what the recovery does with it
     assert result.sources == {"procfs": "ok"} and result.rows == len(frame) and result.error is None
-    assert len(pd.read_parquet(tmp_path / "telemetry.parquet")) == len(frame)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["telemetry.parquet"]
+    assert len(table(tmp_path, 0)) == len(frame)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [STREAM_NAME]
 
 
 def test_sampler_polls_a_parent_pid_that_is_not_its_parent(tmp_path: Path) -> None:
@@ -194,7 +202,7 @@ def test_sampler_death_mid_run_is_reported_not_raised(tmp_path: Path) -> None:
     assert wait_until(lambda: gone(handle.pid), 2.0)
     result = handle.stop()
     assert result.error is not None and "killed by SIGKILL during the run" in result.error
-    assert result.rows > 0 and (tmp_path / "telemetry.parquet").exists()  # what it wrote is kept
+    assert result.rows > 0 and len(table(tmp_path, 0)) == result.rows  # what it wrote is kept
     assert result.sources == {"procfs": "ok"}
 
 
@@ -210,7 +218,7 @@ def test_none_starts_nothing(tmp_path: Path) -> None:
     assert handle.pid is None
     result = handle.stop()
     assert (result.sources, result.rows, result.error) == ({}, 0, None)
-    assert pd.read_parquet(tmp_path / "telemetry.parquet").empty
+    assert not list(tmp_path.iterdir()) and table(tmp_path, 0).empty
 
 
 @pytest.mark.parametrize(

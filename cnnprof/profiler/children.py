@@ -11,8 +11,9 @@ handlers, not timers), starts a sampler of its own, runs the target, and in a `f
 `processes/<pid>.json` (its stacks, from its own `BaseProcess._bootstrap` on, and sample end
 times, perf_counter_ns: one clock for every process of the machine). It also wraps `start` in
 the child, so grandchildren are sampled too.
-At the end of the run, `ChildObserver.stop` turns each file into `processes/<pid>/samples.parquet`
-+ `stacks.json` (the main process's format) and lists the processes in run.json ("processes").
+At the end of the run, `ChildObserver.stop` lists the processes in run.json ("processes"); the
+first reader turns each file into `processes/<pid>/samples.parquet` + `stacks.json` (the main
+process's format; `convert`, called by traces/tables.py).
 
 Roles: `dataloader worker N` (target torch.utils.data._utils.worker._worker_loop, N its worker
 id), `pool worker` (multiprocessing.pool.worker, also ProcessPoolExecutor's `_process_worker`),
@@ -41,10 +42,11 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .sampler import IDENT_SEP, SamplerUnavailable, SignalSampler
+from .sampler import IDENT_SEP, FrameRecord, SamplerUnavailable, SignalSampler
 
 if TYPE_CHECKING:
     from .session import RunSession
@@ -191,13 +193,11 @@ class StartPatch:
             multiprocessing.process.BaseProcess.start = self.original  # type: ignore[method-assign]
 
 
-def convert(run_dir: Path, t0_ns: int) -> list[dict[str, Any]]:
-    """Each child's file -> processes/<pid>/samples.parquet + stacks.json; the processes' list."""
+def _child_files(run_dir: Path) -> Iterator[tuple[Path, dict[str, Any], list[FrameRecord]]]:
+    """Each child's file with its document and its samples as frame records; a torn or foreign
+    file is skipped (that process is left out)."""
     from ..traces import schema
-    from ..traces.writer import write_json, write_table
-    from .stacks import records_to_tables
 
-    out = []
     for path in sorted((run_dir / schema.PROCESSES).glob("*.json")):
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
@@ -207,24 +207,44 @@ def convert(run_dir: Path, t0_ns: int) -> list[dict[str, Any]]:
                 records.append((stacks[sid], (end - previous) / 1e9))
                 previous = end
         except (OSError, ValueError, KeyError, IndexError, TypeError):
-            continue  # a torn or foreign file: that process is left out
+            continue
+        yield path, doc, records
+
+
+def children_info(run_dir: Path, t0_ns: int) -> list[dict[str, Any]]:
+    """The processes' list for run.json, from the children's files (plain Python: the run's end)."""
+    out = []
+    for _, doc, records in _child_files(run_dir):
+        info = {k: doc[k] for k in ("pid", "ppid", "role", "target", "start_method", "interval_s", "note")}
+        info.update(
+            start_ns=int(doc["start_ns"]) - t0_ns,
+            end_ns=int(doc["end_ns"]) - t0_ns,
+            samples=len(records),
+            sampled_s=sum(seconds for _, seconds in records),
+            sampler_self_s=doc.get("sampler_self_s"),
+            cpu_s=doc.get("cpu_s"),
+        )
+        out.append(info)
+    return out
+
+
+def convert(run_dir: Path, t0_ns: int) -> int:
+    """Each child's file -> processes/<pid>/samples.parquet + stacks.json (the file is removed
+    once they are written); how many were converted."""
+    from ..traces import schema
+    from ..traces.writer import write_json, write_table
+    from .stacks import records_to_tables
+
+    done = 0
+    for path, doc, records in _child_files(run_dir):
         columns, stack_doc = records_to_tables(records, int(doc["start_ns"]), t0_ns)
         folder = run_dir / schema.PROCESSES / str(doc["pid"])
         folder.mkdir(exist_ok=True)
         write_table(folder / schema.SAMPLES, columns, schema.SAMPLES_SCHEMA)
         write_json(folder / schema.STACKS, stack_doc)
         path.unlink()
-        info = {k: doc[k] for k in ("pid", "ppid", "role", "target", "start_method", "interval_s", "note")}
-        info.update(
-            start_ns=int(doc["start_ns"]) - t0_ns,
-            end_ns=int(doc["end_ns"]) - t0_ns,
-            samples=len(columns["t_ns"]),
-            sampled_s=sum(columns["dt_ns"]) / 1e9,
-            sampler_self_s=doc.get("sampler_self_s"),
-            cpu_s=doc.get("cpu_s"),
-        )
-        out.append(info)
-    return out
+        done += 1
+    return done
 
 
 class ChildObserver:
@@ -244,5 +264,5 @@ class ChildObserver:
     def stop(self, session: RunSession) -> dict[str, Any]:
         if self._patch is not None:
             self._patch.remove()
-        children = convert(session.run_dir, session.t0_perf_ns)
+        children = children_info(session.run_dir, session.t0_perf_ns)
         return {"children": children, "main_pid": os.getpid(), "threads": "main thread of each process only"}

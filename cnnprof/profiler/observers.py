@@ -15,8 +15,9 @@ if TYPE_CHECKING:
 
 
 class TelemetryObserver:
-    """Runs the sampler process for the session's lifetime, then merges its rows into
-    telemetry.parquet and adds each epoch's training energy to the per-epoch metrics."""
+    """Runs the sampler process for the session's lifetime, then says what its stream holds (the
+    first reader turns the stream into telemetry.parquet and adds each epoch's training energy to
+    the per-epoch metrics: traces/tables.py)."""
 
     name = "telemetry"
 
@@ -42,34 +43,7 @@ class TelemetryObserver:
         assert self.handle is not None
         result = self.handle.stop().to_json()
         result["interval_ms"] = self.interval_ms
-        self._add_epoch_energy(session)
         return result
-
-    @staticmethod
-    def _add_epoch_energy(session: RunSession) -> None:
-        """`energy_j.<source>.<metric>` per epoch, over the epoch's training phase."""
-        from ..traces import schema  # pyarrow: not needed until the run's end
-
-        path = session.run_dir / schema.TELEMETRY
-        if not session.metric_rows or not path.exists():
-            return
-        import pyarrow.parquet as pq
-
-        from ..traces.energy import power_series, series_energy
-
-        series = power_series(pq.read_table(path).to_pandas())
-        if not series:
-            return
-        t0 = session.t0_perf_ns
-        train_spans = {
-            row[4]: (row[2] - t0, row[3] - t0) for row in session.recorder.rows if row[0] == "train"
-        }
-        for metrics in session.metric_rows:
-            window = train_spans.get(metrics["epoch"])
-            if window is None:
-                continue
-            for key, s in series.items():
-                metrics[f"energy_j.{key}"] = series_energy(s, *window)
 
 
 def standard_observers(

@@ -1,9 +1,12 @@
 """One run: owns the clock anchor, the run directory, the phase recorder and the observers
 (telemetry sampler, stack profiler, sync hooks), and leaves a readable run directory however the
 run ends: `complete`, `failed` (an exception, or a script's `sys.exit(n)` with n != 0) or
-`interrupted` (Ctrl-C / SIGTERM / SIGHUP). While it runs, spans and stack samples go to stream files
-every half second (profiler/flusher.py), so a run that is killed outright keeps all but the last
-half second: traces/recovery.py marks such a run `killed` when it is read.
+`interrupted` (Ctrl-C / SIGTERM / SIGHUP). While it runs, spans, stack samples, per-epoch metrics and
+inference timings go to stream files every half second (profiler/flusher.py), so a run that is
+killed outright keeps all but the last half second: traces/recovery.py marks such a run `killed`
+when it is read. The run's end stops the observers, completes the streams and writes run.json,
+nothing more: the tables are built from the streams by the first reader (traces/tables.py), so
+that the end costs no pandas or pyarrow import (benchmarks/fixed_cost.py).
 
 A child of `os.fork()` inherits the session; it must not end it (that would stop the parent's
 telemetry sampler and write the parent's run directory), so only the process that entered the
@@ -13,7 +16,6 @@ from __future__ import annotations
 
 import os
 import signal
-import statistics
 import sys
 import threading
 import time
@@ -25,10 +27,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .. import __version__
-from ..traces import schema
 from ..traces.record import Host, RunRecord, Script, write_record
-from ..traces.streams import SPANS_STREAM, LineStream
-from ..traces.writer import non_finite_paths, write_table
+from ..traces.streams import METRICS_STREAM, SPANS_STREAM, LineStream, rows_line
+from ..traces.summary import summarize
+from ..traces.tables import PENDING_TABLES
+from ..traces.writer import non_finite_paths
 from .flusher import StreamFlusher
 from .host import host_info
 from .rundir import make_run_dir
@@ -36,8 +39,9 @@ from .spans import SpanRecorder
 
 
 class Observer(Protocol):
-    """Something that watches a run: started after run.json exists, stopped before the tables
-    are written. `stop` returns what goes into run.json under the observer's `name`."""
+    """Something that watches a run: started after run.json exists, stopped before its final
+    write. `stop` returns what goes into run.json under the observer's `name`; what it leaves to
+    the first reader goes into `session.record.pending` (traces/tables.py)."""
 
     name: str
 
@@ -90,7 +94,9 @@ class RunSession:
         self.run_dir = opts.run_dir or make_run_dir(opts.out_root, opts.label)
         self.t0_perf_ns = 0
         self.flusher = StreamFlusher()
-        self._span_stream: LineStream | None = None
+        self._streams: list[LineStream] = []
+        self._rows_flushed = (0, 0)
+        self.stop_s: float | None = None  # how long the run's end took (the closing lines say it)
         self._started: list[Observer] = []
         self.inherited = False
         _SESSIONS.add(self)
@@ -110,11 +116,13 @@ class RunSession:
             host=Host(**host_info()),
             config=self.opts.config,
             script=self.opts.script,
+            pending=[PENDING_TABLES],
         )
         self.write_meta()
-        self._span_stream = LineStream(self.run_dir / SPANS_STREAM)
-        stream = self._span_stream
-        self.flusher.add(lambda: self.recorder.flush_to(stream))
+        spans, rows = LineStream(self.run_dir / SPANS_STREAM), LineStream(self.run_dir / METRICS_STREAM)
+        self._streams = [spans, rows]
+        self.flusher.add(lambda: self.recorder.flush_to(spans))
+        self.flusher.add(lambda: self._flush_rows(rows))
         self.flusher.start()
         try:
             for observer in self.observers:
@@ -154,7 +162,8 @@ class RunSession:
 
     def _write_outcome(self, status: str, error: str | None) -> None:
         record = self.record
-        record.duration_ns = time.perf_counter_ns() - self.t0_perf_ns
+        stop_ns = time.perf_counter_ns()
+        record.duration_ns = stop_ns - self.t0_perf_ns
         # Observers stop in reverse order; one that fails must not cost the others' data.
         for observer in reversed(self._started):
             try:
@@ -165,14 +174,14 @@ class RunSession:
         self.flusher.stop()
         if self.flusher.errors:
             record.losses += [f"the stream files: {e}" for e in self.flusher.errors]
+        for stream in self._streams:
+            stream.close()
         record.status = status
         record.error = error
-        self.write_tables()
-        record.summary = summarize(self.metric_rows, self.inference_rows)
+        record.summary = summarize(self.metric_rows, self.inference_rows)  # the epochs' energy comes on read
+        record.ended_unix_ns = time.time_ns()
         self.write_meta()
-        if self._span_stream is not None:
-            self._span_stream.close()
-            self._span_stream.path.unlink(missing_ok=True)  # spans.parquet holds it all now
+        self.stop_s = (time.perf_counter_ns() - stop_ns) / 1e9
 
     # -- writing -----------------------------------------------------------------------------
     def write_meta(self) -> None:
@@ -183,12 +192,13 @@ class RunSession:
                 self.record.losses.append(note)
         write_record(self.run_dir, self.record)
 
-    def write_tables(self) -> None:
-        """Writes spans, metrics and inference as they are now (also called at each epoch's end,
-        so a killed run keeps its finished epochs)."""
-        write_table(self.run_dir / schema.SPANS, self.recorder.columns(self.t0_perf_ns), schema.SPANS_SCHEMA)
-        write_table(self.run_dir / schema.METRICS, _columns(self.metric_rows), schema.METRICS_SCHEMA)
-        write_table(self.run_dir / schema.INFERENCE, _columns(self.inference_rows), schema.INFERENCE_SCHEMA)
+    def _flush_rows(self, stream: LineStream) -> None:
+        """Appends the metric and inference rows added since the last call (only ever appended)."""
+        done_m, done_i = self._rows_flushed
+        n_m, n_i = len(self.metric_rows), len(self.inference_rows)
+        if (n_m, n_i) != (done_m, done_i):
+            stream.append([rows_line(self.metric_rows[done_m:n_m], self.inference_rows[done_i:n_i])])
+            self._rows_flushed = (n_m, n_i)
 
     # -- what the loops report ---------------------------------------------------------------
     def add_epoch_metrics(self, row: dict[str, Any]) -> None:
@@ -198,44 +208,3 @@ class RunSession:
         self.inference_rows.append(
             {"kind": kind, "index": index, "n_images": n_images, "seconds": seconds, "correct": correct}
         )
-
-
-def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
-    names: list[str] = []
-    for row in rows:
-        names += [k for k in row if k not in names]
-    return {name: [row.get(name) for row in rows] for name in names}
-
-
-def summarize(metric_rows: list[dict[str, Any]], inference_rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The headline figures of a run (the closing table and the report's cards)."""
-    summary: dict[str, Any] = {"epochs_completed": len(metric_rows)}
-    if metric_rows:
-        epoch_s = [r["epoch_s"] for r in metric_rows]
-        last = metric_rows[-1]
-        summary.update(
-            epoch_s_min=min(epoch_s),
-            epoch_s_median=statistics.median(epoch_s),
-            epoch_s_max=max(epoch_s),
-            images_per_s_median=statistics.median(r["images_per_s"] for r in metric_rows),
-            final_train_loss=last.get("train_loss"),
-            final_train_acc=last.get("train_acc"),
-            final_val_loss=last.get("val_loss"),
-            final_val_acc=last.get("val_acc"),
-        )
-        energy_keys = sorted({k for r in metric_rows for k in r if k.startswith("energy_j.")})
-        for key in energy_keys:
-            summary[f"train_{key}"] = sum(r.get(key) or 0.0 for r in metric_rows)
-    for kind, prefix in (("batched", "test"), ("single", "single")):
-        rows = [r for r in inference_rows if r["kind"] == kind]
-        if not rows:
-            continue
-        seconds = sum(r["seconds"] for r in rows)
-        images = sum(r["n_images"] for r in rows)
-        summary[f"{prefix}_images"] = images
-        summary[f"{prefix}_accuracy"] = sum(r["correct"] for r in rows) / images
-        if kind == "batched":
-            summary["test_ms"] = seconds * 1e3
-        else:
-            summary["single_ms_per_image"] = seconds * 1e3 / images
-    return summary

@@ -84,7 +84,13 @@ class SampleStreamer:
     from the session's flusher thread while the sampler runs: it only reads the sampler's arrays
     (see `SignalSampler.pending`), so the signal handler never waits on it."""
 
-    def __init__(self, sampler: SignalSampler, stream: LineStream, is_library: Callable[[str], bool]) -> None:
+    def __init__(
+        self,
+        sampler: SignalSampler,
+        stream: LineStream,
+        is_library: Callable[[str], bool],
+        session: dict[str, Any] | None = None,
+    ) -> None:
         self._sampler = sampler
         self._stream = stream
         self._tables = StackTables(is_library)
@@ -92,7 +98,7 @@ class SampleStreamer:
         self._samples_done = 0
         self._frames_done = 0
         self._stacks_done = 0
-        stream.append([sample_header_line(sampler.start_ns)])
+        stream.append([sample_header_line(sampler.start_ns, session)])
 
     def flush(self) -> None:
         new_stacks, sids, ends = self._sampler.pending(len(self._stack_map), self._samples_done)

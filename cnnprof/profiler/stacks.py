@@ -1,8 +1,9 @@
 """Stack profilers for one run: a sampler for the timeline of stack samples (cnnprof's signal
 sampler by default, or pyinstrument), cProfile for the hot-function table, or both.
 
-Files written into the run directory at `stop` (also when the run ends by an exception or Ctrl-C,
-since `RunSession` stops its observers in every case):
+Files of the run directory (the run's end, also by an exception or Ctrl-C, since `RunSession`
+stops its observers in every case, completes the sample stream `samples.stream.jsonl` and writes
+profile.pstats; the first reader writes the others from the stream, traces/tables.py):
 
 * `samples.parquet`: one row per stack sample: `t_ns` = the sample interval's **start**
   relative to t0, `dt_ns` = its length (so `[t_ns, t_ns + dt_ns)` tile the profiled time and the
@@ -18,8 +19,8 @@ since `RunSession` stops its observers in every case):
   cnnprof except `cnnprof/models/`, whose loops are the user's code in `cnnprof run`); they are
   kept, only marked. pyinstrument's per-thread root pseudo-frame (`<thread>`) is dropped.
 * `profile.pyisession`: the raw session through pyinstrument's own `Session.save`
-  (`pyinstrument --load profile.pyisession` or `Session.load` reads it back); the signal
-  sampler's records are in pyinstrument's format, so it writes one too.
+  (`pyinstrument --load profile.pyisession` or `Session.load` reads it back); for the signal
+  sampler it is rebuilt from the stream (its frames in pyinstrument's identifier format).
 * `profile.pstats`: cProfile's table (`pstats.Stats("profile.pstats")`).
 
 The timeline samplers (`--profiler`):
@@ -62,19 +63,18 @@ SIGALRM handler ends the signal sampler's (that one is noted in run.json).
 from __future__ import annotations
 
 import cProfile
-import os
 import sys
 import time
 from collections.abc import Iterable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..traces import schema
-from ..traces.streams import SAMPLES_STREAM, LineStream
-from ..traces.writer import write_json, write_table
+from ..traces.streams import FRAME_KEYS, SAMPLES_STREAM, LineStream, sample_header_line, sample_line
+from ..traces.tables import PENDING_PYISESSION
+from ..traces.writer import replace_atomically
 from . import DEFAULT_PROFILER, PROFILER_MODES
 from .library import LibraryClassifier
-from .sampler import FrameRecord, SamplerUnavailable, SignalSampler
+from .sampler import ATTR_SEP, IDENT_SEP, FrameRecord, SamplerUnavailable, SignalSampler
 from .stack_tables import SampleStreamer, StackTables
 
 if TYPE_CHECKING:
@@ -122,12 +122,6 @@ def records_to_tables(
     return {"t_ns": t_col, "dt_ns": dt_col, "stack_id": id_col}, {"frames": tables.frames, "stacks": tables.stacks}
 
 
-def _replace(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 class StackObserver:
     """The run observer for the stack profilers (`--profiler`)."""
 
@@ -167,7 +161,7 @@ class StackObserver:
             else:
                 self._sampler, self._anchor_ns, self._timeline = sampler, sampler.start_ns, "sampler"
                 self._stream = LineStream(session.run_dir / SAMPLES_STREAM)
-                self._streamer = SampleStreamer(sampler, self._stream, LibraryClassifier())
+                self._streamer = SampleStreamer(sampler, self._stream, LibraryClassifier(), _session_info(sampler))
                 session.flusher.add(self._streamer.flush)
         elif self.mode == "pyinstrument":
             self._start_pyinstrument(caller, session)
@@ -187,6 +181,9 @@ class StackObserver:
         self._timeline = "pyinstrument"
 
     def stop(self, session: RunSession) -> dict[str, Any]:
+        """Stops the profilers and completes the sample stream. The tables (samples.parquet,
+        stacks.json) and the signal sampler's profile.pyisession are the first reader's to
+        write from the stream (traces/tables.py): the run's end stays free of pyarrow and pandas."""
         out: dict[str, Any] = {
             "mode": self.mode,
             "interval_ms": self.interval_ms,
@@ -195,74 +192,128 @@ class StackObserver:
             "notes": self._notes,
         }
         errors: list[str] = []
-        # Stop everything first (cheap), then write (slow): the run's own code is done by now.
         if self._cprofile is not None:
             self._cprofile.disable()
-        records: list[FrameRecord] | None = None
-        pyi_session: Any = None
+        run_dir = session.run_dir
         if self._pyi is not None:
-            try:
-                pyi_session = self._pyi.stop() if self._pyi.is_running else self._pyi.last_session
-            except Exception as exc:
-                errors.append(f"pyinstrument stop: {type(exc).__name__}: {exc}")
-            if pyi_session is not None:
-                records = pyi_session.frame_records
+            self._stop_pyinstrument(session, out, errors)
         elif self._sampler is not None:
-            self._sampler.stop()
+            sampler = self._sampler
+            sampler.stop()
             if self._streamer is not None:
                 session.flusher.remove(self._streamer.flush)
-                try:  # the stream is complete too, in case writing the tables fails
+                try:
                     self._streamer.flush()
                 except Exception as exc:
                     errors.append(f"sample stream: {type(exc).__name__}: {exc}")
-            out["notes"] += self._sampler.notes
-            out["sampler_self_s"] = self._sampler.handler_ns / 1e9
-            out["sampler_overruns"] = self._sampler.overruns
-            records = self._sampler.records()
-            if len(records) <= PYISESSION_MAX_SAMPLES:
-                try:
-                    pyi_session = self._sampler.session(records)
-                except Exception as exc:
-                    errors.append(f"pyisession: {type(exc).__name__}: {exc}")
-
-        run_dir = session.run_dir
-        if records is not None:
-            try:
-                columns, stacks = records_to_tables(records, self._anchor_ns, session.t0_perf_ns)
-                write_table(run_dir / schema.SAMPLES, columns, schema.SAMPLES_SCHEMA)
-                write_json(run_dir / schema.STACKS, stacks)
-                out["files"] += [schema.SAMPLES, schema.STACKS]
-                out["samples"] = len(columns["t_ns"])
-                out["sampled_s"] = sum(columns["dt_ns"]) / 1e9
-                out["anchor_ns"] = self._anchor_ns - session.t0_perf_ns
-                if self._stream is not None:  # the tables hold every sample now
-                    self._stream.close()
-                    self._stream.path.unlink(missing_ok=True)
-            except Exception as exc:
-                errors.append(f"samples: {type(exc).__name__}: {exc}")
-        if records is not None and len(records) > PYISESSION_MAX_SAMPLES:
-            out["notes"].append(
-                f"{schema.PYISESSION} left out: {len(records or ()):,} samples would make it about "
-                f"{len(records or ()) * PYISESSION_BYTES_PER_SAMPLE / 1e9:.1f} GB; {schema.SAMPLES} and "
-                f"{schema.STACKS} hold every sample"
-            )
-        elif pyi_session is not None:
-            try:
-                _replace(run_dir / schema.PYISESSION, pyi_session.save)
-                out["files"].append(schema.PYISESSION)
-            except Exception as exc:
-                errors.append(f"{schema.PYISESSION}: {type(exc).__name__}: {exc}")
+            out["notes"] += sampler.notes
+            out["sampler_self_s"] = sampler.handler_ns / 1e9
+            out["sampler_overruns"] = sampler.overruns
+            out["samples"] = sampler.sample_count
+            out["sampled_s"] = (sampler.end_ns - sampler.start_ns) / 1e9
+            out["anchor_ns"] = self._anchor_ns - session.t0_perf_ns
+            if sampler.sample_count <= PYISESSION_MAX_SAMPLES:
+                session.record.pending.append(PENDING_PYISESSION)
+            else:
+                out["notes"].append(_pyisession_left_out(sampler.sample_count))
         if self._cprofile is not None:
             try:
-                _replace(run_dir / schema.PSTATS, self._cprofile.dump_stats)
+                replace_atomically(run_dir / schema.PSTATS, self._cprofile.dump_stats)
                 out["files"].append(schema.PSTATS)
             except Exception as exc:
                 errors.append(f"{schema.PSTATS}: {type(exc).__name__}: {exc}")
+        if self._stream is not None:
+            self._stream.close()
         self._pyi = self._sampler = self._cprofile = None
         self._streamer = self._stream = None
         if errors:
             out["errors"] = errors
         return out
+
+    def _stop_pyinstrument(self, session: RunSession, out: dict[str, Any], errors: list[str]) -> None:
+        """pyinstrument keeps its samples in memory: they go to the sample stream now, in one
+        line, and its session to profile.pyisession."""
+        try:
+            pyi_session = self._pyi.stop() if self._pyi.is_running else self._pyi.last_session
+        except Exception as exc:
+            errors.append(f"pyinstrument stop: {type(exc).__name__}: {exc}")
+            return
+        if pyi_session is None:
+            return
+        records = pyi_session.frame_records
+        try:
+            columns, stacks = records_to_tables(records, self._anchor_ns, 0)
+            frames = [[f[k] for k in FRAME_KEYS] for f in stacks["frames"]]
+            ends = [t + dt for t, dt in zip(columns["t_ns"], columns["dt_ns"])]
+            stream = LineStream(session.run_dir / SAMPLES_STREAM)
+            try:
+                line = sample_line(frames, stacks["stacks"], ends, columns["stack_id"])
+                stream.append([sample_header_line(self._anchor_ns), line])
+            finally:
+                stream.close()
+            out["samples"] = len(ends)
+            out["sampled_s"] = sum(columns["dt_ns"]) / 1e9
+            out["anchor_ns"] = self._anchor_ns - session.t0_perf_ns
+        except Exception as exc:
+            errors.append(f"samples: {type(exc).__name__}: {exc}")
+        if len(records) > PYISESSION_MAX_SAMPLES:
+            out["notes"].append(_pyisession_left_out(len(records)))
+            return
+        try:
+            replace_atomically(session.run_dir / schema.PYISESSION, pyi_session.save)
+            out["files"].append(schema.PYISESSION)
+        except Exception as exc:
+            errors.append(f"{schema.PYISESSION}: {type(exc).__name__}: {exc}")
+
+
+def _pyisession_left_out(samples: int) -> str:
+    return (
+        f"{schema.PYISESSION} left out: {samples:,} samples would make it about "
+        f"{samples * PYISESSION_BYTES_PER_SAMPLE / 1e9:.1f} GB; {schema.SAMPLES} and "
+        f"{schema.STACKS} hold every sample"
+    )
+
+
+def pyisession_from_samples(samples: Any, stacks: dict[str, Any], info: dict[str, Any]) -> Any:
+    """A pyinstrument Session of the signal sampler's samples as the sample stream kept them
+    (`samples`: samples.parquet's Arrow table; `info`: the stream header's "session"), for
+    profile.pyisession. Frame identifiers are rebuilt in pyinstrument's format."""
+    from pyinstrument.session import Session
+
+    root = (info.get("start_call_stack") or [f"MainThread{IDENT_SEP}<thread>{IDENT_SEP}0"])[0]
+    idents = [
+        f"{f['function']}{IDENT_SEP}{f['file']}{IDENT_SEP}{f.get('first_line', 0)}{ATTR_SEP}l{f['line']}"
+        for f in stacks["frames"]
+    ]
+    call_stacks = [[root, *(idents[i] for i in stack)] for stack in stacks["stacks"]]
+    dts = samples.column("dt_ns").to_pylist()
+    records = [(call_stacks[sid], dt / 1e9) for sid, dt in zip(samples.column("stack_id").to_pylist(), dts)]
+    interval = info.get("interval_s") or 0.001
+    return Session.from_json(
+        {
+            "frame_records": records,
+            "start_time": info.get("start_time") or 0.0,
+            "duration": sum(dts) / 1e9,
+            "min_interval": interval,
+            "max_interval": interval,
+            "sample_count": len(records),
+            "start_call_stack": info.get("start_call_stack") or [root],
+            "target_description": "cnnprof signal sampler",
+            "cpu_time": None,
+            "sys_path": info.get("sys_path") or sys.path,
+            "sys_prefixes": Session.current_sys_prefixes(),
+        }
+    )
+
+
+def _session_info(sampler: SignalSampler) -> dict[str, Any]:
+    """What profile.pyisession needs of the sampler besides its samples (traces/tables.py)."""
+    return {
+        "start_time": sampler.start_time,
+        "start_call_stack": sampler.start_call_stack,
+        "interval_s": sampler.interval_s,
+        "sys_path": sys.path,
+    }
 
 
 def _sampler_anchor_ns(before_ns: int) -> int:

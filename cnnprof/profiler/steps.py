@@ -43,6 +43,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from ..traces.tables import PENDING_STEPS
 from .patching import Patcher, named
 from .spans import SpanRecorder
 
@@ -284,7 +285,7 @@ class StepHooks:
 
 
 class StepHookObserver:
-    """The run observer: hooks in at `start`, out at `stop`; derives the steps at `stop`."""
+    """The run observer: hooks in at `start`, out at `stop`; leaves the steps to the first reader."""
 
     name = "step_hooks"
 
@@ -303,36 +304,13 @@ class StepHookObserver:
         info = hooks.summary()
         hooks.remove()
         self.hooks = None
-        info.update(record_steps(session.recorder, session.t0_perf_ns))
+        # The step spans are derived by the first reader (traces/tables.py): it needs pandas, which
+        # the run's end does not import.
+        session.record.pending.append(PENDING_STEPS)
         torch = sys.modules.get("torch")
         if torch is not None and hasattr(torch, "get_num_threads"):
             info["torch_threads"] = int(torch.get_num_threads())
         return info
-
-
-def record_steps(recorder: SpanRecorder, t0_ns: int) -> dict[str, Any]:
-    """Appends the `step` spans (with their split) and the `setup` span derived from the hooks."""
-    import pandas as pd
-
-    from ..traces import steps as step_model
-
-    cols = recorder.columns(t0_ns)
-    spans = pd.DataFrame(cols)
-    found = step_model.derive_steps(spans)
-    if not len(found):
-        return {"steps": 0}
-    syncs = spans[spans["kind"] == "sync"]
-    syncs = syncs[~syncs["attrs"].fillna("").str.contains('"device": "cpu"')]
-    split = step_model.split_steps(spans, found, syncs)
-    for i, (start, end) in enumerate(found.tolist()):
-        attrs = {f"{part}_s": round(float(split[part][i]), 9) for part in step_model.PARTS}
-        recorder.rows.append((step_model.STEP_KIND, "train", start + t0_ns, end + t0_ns, None, i, None, attrs))
-    recorder.rows.append((step_model.SETUP_KIND, "setup", t0_ns, int(found[0, 0]) + t0_ns, None, None, None, None))
-    # Between model.eval() and model.train(): a validation (or test) loop, a phase of its own.
-    evals = step_model.eval_intervals(spans)
-    for start, end in evals.tolist():
-        recorder.rows.append(("phase", "eval mode", start + t0_ns, end + t0_ns, None, None, None, None))
-    return {"steps": len(found), "eval_phases": len(evals)}
 
 
 def _dynamo_compiled() -> bool:

@@ -4,13 +4,15 @@ A run that was killed may lack files; a reader gives what is there and a note fo
 that is missing or unreadable, so a report can still be built. Only a directory without a
 readable `run.json` is an error.
 
-`load_run(path)` is the run as it is on disk now: where a stream file is there (a run still
-going, or one that died before its end wrote the tables; traces/streams.py) the stream is read in
-place of its table, since it holds everything up to the last flush.
+A run that has ended left its tables to its first reader (run.json's `pending`): `RunData` builds
+them from the streams then (traces/tables.py) and keeps them; a run killed without an end is
+recovered the same way (traces/recovery.py). While a run is still going its streams are read in
+place of the tables (traces/streams.py), since they hold everything up to the last flush.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from functools import cached_property
@@ -20,7 +22,7 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
-from . import recovery, schema, streams
+from . import recovery, schema, streams, tables
 from .losses import losses
 from .processes import ProcessSamples, child_processes
 from .record import RunDirError, RunRecord, read_record
@@ -71,8 +73,14 @@ class RunData:
         if not self.path.is_dir():
             raise RunDirError(f"{self.path}: no such run directory (pass a folder written by `cnnprof run`)")
         record = read_record(self.path)
+        built: tables.Tables | None = None
         if recovery.is_abandoned(record):
-            record = recovery.recover(self.path, record)
+            built = recovery.recover(self.path, record)
+        elif tables.needs_build(record):
+            built = tables.build(self.path, record)
+        if built is not None:
+            record = built.record
+        self._built = built
         self.record: RunRecord = record
         if record.status != "complete":
             self.notes.append(f"run status is {record.status!r}" + (f": {record.error}" if record.error else ""))
@@ -85,6 +93,9 @@ class RunData:
         return self.record.to_dict()
 
     def _table(self, name: str, what: str) -> pd.DataFrame:
+        frame = self._built.frame(name) if self._built is not None else None
+        if frame is not None:
+            return frame
         path = self.path / name
         if not path.exists():
             self.notes.append(f"no {what} ({name} is missing)")
@@ -95,8 +106,17 @@ class RunData:
             self.notes.append(f"{name} is unreadable ({type(exc).__name__}: {exc}); {what} left out")
             return pd.DataFrame()
 
+    def _stream_in_place(self, table: str, stream: str) -> bool:
+        """Read `stream` in place of `table`: the table is neither built nor written (a run still
+        going, or one in a directory that cannot be written) and the stream is there."""
+        if self._built is not None and table in self._built.arrow:
+            return False
+        return not (self.path / table).exists() and (self.path / stream).exists()
+
     @cached_property
     def _sample_stream(self) -> tuple[dict[str, list[int]], dict[str, Any]] | None:
+        if not self._stream_in_place(schema.SAMPLES, streams.SAMPLES_STREAM):
+            return None
         return streams.read_sample_stream(self.path / streams.SAMPLES_STREAM, self.t0_perf_ns)
 
     @property
@@ -105,7 +125,9 @@ class RunData:
 
     @cached_property
     def spans(self) -> pd.DataFrame:
-        columns = streams.read_span_stream(self.path / streams.SPANS_STREAM, self.t0_perf_ns)
+        columns = None
+        if self._stream_in_place(schema.SPANS, streams.SPANS_STREAM):
+            columns = streams.read_span_stream(self.path / streams.SPANS_STREAM, self.t0_perf_ns)
         if columns is None:
             spans = self._table(schema.SPANS, "phases")
         else:
@@ -116,16 +138,28 @@ class RunData:
 
     @cached_property
     def metrics(self) -> pd.DataFrame:
-        return self._table(schema.METRICS, "per-epoch metrics")
+        return (
+            self._rows_in_place(0)
+            if self._stream_in_place(schema.METRICS, streams.METRICS_STREAM)
+            else (self._table(schema.METRICS, "per-epoch metrics"))
+        )
 
     @cached_property
     def inference(self) -> pd.DataFrame:
-        return self._table(schema.INFERENCE, "inference timings")
+        return (
+            self._rows_in_place(1)
+            if self._stream_in_place(schema.INFERENCE, streams.METRICS_STREAM)
+            else (self._table(schema.INFERENCE, "inference timings"))
+        )
+
+    def _rows_in_place(self, which: int) -> pd.DataFrame:
+        got = streams.read_rows_stream(self.path / streams.METRICS_STREAM) or ([], [])
+        return pd.DataFrame(got[which])
 
     @cached_property
     def telemetry(self) -> pd.DataFrame:
         stream = self.path / streams.TELEMETRY_STREAM
-        if not (self.path / schema.TELEMETRY).exists() and stream.exists():
+        if self._stream_in_place(schema.TELEMETRY, streams.TELEMETRY_STREAM):
             frame = streams.read_telemetry_stream(stream)
             return frame.assign(t_ns=frame["t_ns"] - self.t0_perf_ns).sort_values("t_ns", kind="stable")
         return self._table(schema.TELEMETRY, "telemetry")
@@ -147,6 +181,8 @@ class RunData:
             return to_table(columns, schema.SAMPLES_SCHEMA).to_pandas(), _printable_frames(stacks)
         none: tuple[pd.DataFrame, dict[str, Any]] = (pd.DataFrame(), {"frames": [], "stacks": []})
         samples = self._table(schema.SAMPLES, "stack samples")
+        if self._built is not None and self._built.stacks is not None:
+            return samples, _printable_frames(copy.deepcopy(self._built.stacks))
         path = self.path / schema.STACKS
         if not path.exists():
             if not samples.empty:

@@ -114,6 +114,7 @@ class RunRecord:
     started: str = ""
     pid: int | None = None
     duration_ns: int | None = None
+    ended_unix_ns: int | None = None  # the wall clock when the run's end wrote this record
     host: Host = field(default_factory=Host)
     config: dict[str, Any] = field(default_factory=dict)  # the options the run was started with
     script: Script | None = None
@@ -122,11 +123,14 @@ class RunRecord:
     model: Model | None = None
     telemetry: Telemetry = field(default_factory=Telemetry)
     profiler: dict[str, Any] = field(default_factory=dict)  # the stack profiler's section
-    summary: dict[str, Any] = field(default_factory=dict)  # headline figures (session.summarize)
+    summary: dict[str, Any] = field(default_factory=dict)  # headline figures (traces/summary.py)
     # What this run could not keep or show: a recovered kill, non-finite numbers written as null, a
     # stream that could not be written (traces/losses.py adds what other sections say).
     losses: list[str] = field(default_factory=list)
     recovered: dict[str, Any] | None = None  # what traces/recovery.py kept of a killed run
+    # What the run's end left to the first reader (traces/tables.py): "tables" (the streams into
+    # the tables), "steps" (the step spans from the hooks), "pyisession"; empty once it is done.
+    pending: list[str] = field(default_factory=list)
     sections: dict[str, Any] = field(default_factory=dict)  # other observers' sections, unknown fields
 
     def set_section(self, name: str, data: dict[str, Any]) -> None:

@@ -2,11 +2,11 @@
 interpreter, power loss): run.json still says `running`, and the spans, stack samples and
 telemetry are in their stream files (traces/streams.py) instead of their tables.
 
-`recover` merges the streams into the tables, marks the run `killed` with the time of the last
-data as its duration, and says what was kept in run.json's `losses`. It writes the run directory
-once (tables first, run.json next, the streams last), so a reader that dies halfway leaves a
-run that the next reader recovers again; in a directory it cannot write it works in memory and
-the streams stay (the reader reads them in place of the tables).
+`recover` builds the tables from the streams as the first reader of any run does (traces/tables.py),
+marks the run `killed` with the time of the last data as its duration, and says what was kept in
+run.json's `losses`. It writes the run directory once (tables first, run.json next, the streams
+last), so a reader that dies halfway leaves a run that the next reader recovers again; in a
+directory it cannot write it works in memory and the streams stay.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from . import schema, streams
-from .record import RunRecord, write_record
-from .writer import write_json, write_table
+from .record import RunRecord
+from .tables import Tables, collect, store
 
 
 def process_alive(pid: int) -> bool:
@@ -45,46 +45,28 @@ def is_abandoned(record: RunRecord) -> bool:
     return not process_alive(record.pid)
 
 
-def recover(run_dir: Path, record: RunRecord) -> RunRecord:
-    """The run's record after recovery (see the module doc); never raises for a bad stream."""
-    record = copy.deepcopy(record)  # the caller's stays as it was read
+def recover(run_dir: Path, record: RunRecord) -> Tables:
+    """The run's tables and record after recovery (see the module doc); never raises for a bad
+    stream. The caller's `record` stays as it was read."""
+    record = copy.deepcopy(record)
     t0 = record.t0_perf_ns
-    kept: dict[str, int] = {}
+    if (run_dir / streams.TELEMETRY_STREAM).exists():
+        record.set_section("telemetry", _telemetry_section(run_dir, t0, record.telemetry.interval_ms))
+    tables = collect(run_dir, record)
+    record = tables.record
     last_ns = [0]
-    written = True
-
-    def write(action: Any, *args: Any) -> None:
-        nonlocal written
-        if written:
-            try:
-                action(*args)
-            except OSError:
-                written = False
-
-    spans = streams.read_span_stream(run_dir / streams.SPANS_STREAM, t0)
-    if spans is not None:
-        kept["spans"] = len(spans["kind"])
-        last_ns.append(max(spans["end_ns"], default=0))
-        write(write_table, run_dir / schema.SPANS, spans, schema.SPANS_SCHEMA)
-    sampled = streams.read_sample_stream(run_dir / streams.SAMPLES_STREAM, t0)
-    if sampled is not None:
-        columns, stacks = sampled
-        kept["samples"] = len(columns["t_ns"])
-        ends = [t + dt for t, dt in zip(columns["t_ns"], columns["dt_ns"])]
-        last_ns.append(max(ends, default=0))
-        write(write_table, run_dir / schema.SAMPLES, columns, schema.SAMPLES_SCHEMA)
-        write(write_json, run_dir / schema.STACKS, stacks)
-        profiler = record.profiler
-        profiler.update(timeline="sampler", samples=kept["samples"], sampled_s=sum(columns["dt_ns"]) / 1e9)
-        profiler["files"] = [schema.SAMPLES, schema.STACKS]
-    telemetry_stream = run_dir / streams.TELEMETRY_STREAM
-    if telemetry_stream.exists():
-        frame = streams.read_telemetry_stream(telemetry_stream)
-        kept["telemetry_rows"] = len(frame)
-        if len(frame):
-            last_ns.append(int(frame["t_ns"].max()) - t0)
-        if written:
-            record.set_section("telemetry", _merge_telemetry(run_dir, t0, record.telemetry.interval_ms))
+    spans = tables.frame(schema.SPANS)
+    if spans is not None and len(spans):
+        last_ns.append(int(spans["end_ns"].max()))
+    samples = tables.frame(schema.SAMPLES)
+    if samples is not None:
+        if len(samples):
+            last_ns.append(int((samples["t_ns"] + samples["dt_ns"]).max()))
+        record.profiler.update(timeline="sampler", samples=len(samples), sampled_s=float(samples["dt_ns"].sum()) / 1e9)
+    telemetry = tables.frame(schema.TELEMETRY)
+    if telemetry is not None and len(telemetry):
+        last_ns.append(int(telemetry["t_ns"].max()))
+    kept = {k: v for k, v in tables.counts.items() if k in ("spans", "samples", "telemetry_rows")}
     duration = max(last_ns)
     record.status = "killed"
     record.duration_ns = duration
@@ -98,14 +80,12 @@ def recover(run_dir: Path, record: RunRecord) -> RunRecord:
         f"recovered run: its process died at about {duration / 1e9:.1f} s without writing its tables; "
         f"kept {what} from the streams (at most the last half second is lost)"
     )
-    write(write_record, run_dir, record)
-    if written:
-        streams.remove_streams(run_dir)
-    return record
+    store(run_dir, tables)
+    return tables
 
 
-def _merge_telemetry(run_dir: Path, t0: int, interval_ms: float | None) -> dict[str, Any]:
-    # The sampler process's own merge (it knows the sources' metric tables and the status sidecar).
-    from ..profiler.telemetry.launcher import merge_stream
+def _telemetry_section(run_dir: Path, t0: int, interval_ms: float | None) -> dict[str, Any]:
+    # The sampler process's own tally (it knows the sources' metric tables and the status sidecar).
+    from ..profiler.telemetry.launcher import close_stream
 
-    return {**merge_stream(run_dir, t0).to_json(), "interval_ms": interval_ms}
+    return {**close_stream(run_dir, t0).to_json(), "interval_ms": interval_ms}

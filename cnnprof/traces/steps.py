@@ -27,9 +27,12 @@ setup), and time spent with the model in eval mode (a validation loop between `m
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from .streams import SpanRow, spans_to_columns
 
 HOOK_KIND = "hook"
 STEP_KIND = "step"
@@ -209,3 +212,26 @@ def split_steps(spans: pd.DataFrame, steps: np.ndarray, sync_spans: pd.DataFrame
     known = out["data"] + out["forward"] + out["backward"] + out["optimizer"] + out["sync"]
     out["other"] = np.maximum(duration - known, 0)
     return {k: out[k] / 1e9 for k in PARTS}
+
+
+def step_rows(rows: Sequence[SpanRow], t0_ns: int) -> tuple[list[SpanRow], dict[str, Any]]:
+    """The span rows (absolute times) derived from the hooks' `rows`: a `step` span per step
+    (attrs: its split), the `setup` span (run start -> first step) and an `eval mode` phase per
+    validation loop; and what run.json's step_hooks section says of them."""
+    spans = pd.DataFrame(spans_to_columns(rows, t0_ns))
+    found = derive_steps(spans)
+    if not len(found):
+        return [], {"steps": 0}
+    syncs = spans[spans["kind"] == "sync"]
+    syncs = syncs[~syncs["attrs"].fillna("").str.contains('"device": "cpu"')]
+    split = split_steps(spans, found, syncs)
+    out: list[SpanRow] = []
+    for i, (start, end) in enumerate(found.tolist()):
+        attrs = {f"{part}_s": round(float(split[part][i]), 9) for part in PARTS}
+        out.append((STEP_KIND, "train", start + t0_ns, end + t0_ns, None, i, None, attrs))
+    out.append((SETUP_KIND, "setup", t0_ns, int(found[0, 0]) + t0_ns, None, None, None, None))
+    # Between model.eval() and model.train(): a validation (or test) loop, a phase of its own.
+    evals = eval_intervals(spans)
+    for start, end in evals.tolist():
+        out.append(("phase", "eval mode", start + t0_ns, end + t0_ns, None, None, None, None))
+    return out, {"steps": len(found), "eval_phases": len(evals)}

@@ -1,7 +1,9 @@
 """The run's stream files: what a run writes while it goes, so that a run that dies (SIGKILL,
 `os._exit`, power loss) loses at most the last flush, and a live view can read a running run.
 
-Three append-only files in the run directory, removed once the run has written its tables:
+Four append-only files in the run directory. The run's end leaves them as they are (it writes
+run.json only, so that it is quick: benchmarks/fixed_cost.py); the first reader builds the tables
+from them and removes them (traces/tables.py):
 
 * `telemetry.stream.csv`: `t_ns,source,metric,value`, one reading a line (the telemetry sampler
   process writes it; profiler/telemetry/stream.py).
@@ -12,6 +14,9 @@ Three append-only files in the run directory, removed once the run has written i
   library], ...], "stacks": [[frame id, ...], ...], "end_ns": [...], "stack": [...]}`: the frames
   and stacks first seen since the previous flush (ids continue the earlier lines' numbering) and
   each sample's end time and stack id.
+* `metrics.stream.jsonl`: one JSON line per flush, `{"metrics": [row, ...], "inference": [row,
+  ...]}`, the per-epoch metrics and inference timings added since the previous flush (the rows of
+  metrics.parquet and inference.parquet).
 
 Times in the streams are absolute `perf_counter_ns`; the readers return them relative to t0, as
 in the tables. A line cut by a kill (no newline after it) and any line that does not parse are
@@ -34,7 +39,8 @@ if TYPE_CHECKING:
 TELEMETRY_STREAM = "telemetry.stream.csv"
 SPANS_STREAM = "spans.stream.jsonl"
 SAMPLES_STREAM = "samples.stream.jsonl"
-STREAMS = (TELEMETRY_STREAM, SPANS_STREAM, SAMPLES_STREAM)
+METRICS_STREAM = "metrics.stream.jsonl"
+STREAMS = (TELEMETRY_STREAM, SPANS_STREAM, SAMPLES_STREAM, METRICS_STREAM)
 
 TELEMETRY_COLUMNS = ("t_ns", "source", "metric", "value")
 
@@ -114,8 +120,8 @@ def _valid_span(row: Any) -> bool:
     )
 
 
-def read_span_stream(path: Path, t0_ns: int) -> dict[str, list[Any]] | None:
-    """spans.stream.jsonl as spans.parquet's columns, or None if there is no stream."""
+def read_span_rows(path: Path) -> list[SpanRow] | None:
+    """spans.stream.jsonl's rows as recorded (absolute times), or None if there is no stream."""
     if not path.exists():
         return None
     rows: list[Any] = []
@@ -123,12 +129,46 @@ def read_span_stream(path: Path, t0_ns: int) -> dict[str, list[Any]] | None:
         spans = obj.get("spans")
         if isinstance(spans, list):
             rows += [tuple(r) for r in spans if _valid_span(r)]
-    return spans_to_columns(rows, t0_ns)
+    return rows
+
+
+def read_span_stream(path: Path, t0_ns: int) -> dict[str, list[Any]] | None:
+    """spans.stream.jsonl as spans.parquet's columns, or None if there is no stream."""
+    rows = read_span_rows(path)
+    return None if rows is None else spans_to_columns(rows, t0_ns)
+
+
+# -- per-epoch metrics and inference timings ---------------------------------------------------------
+def rows_line(metrics: list[dict[str, Any]], inference: list[dict[str, Any]]) -> str:
+    return json.dumps({"metrics": metrics, "inference": inference}, default=str, separators=(",", ":"))
+
+
+def read_rows_stream(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
+    """metrics.stream.jsonl as (metric rows, inference rows), or None if there is no stream."""
+    if not path.exists():
+        return None
+    metrics: list[dict[str, Any]] = []
+    inference: list[dict[str, Any]] = []
+    for obj in _json_lines(path):
+        for key, rows in (("metrics", metrics), ("inference", inference)):
+            got = obj.get(key)
+            if isinstance(got, list):
+                rows += [r for r in got if isinstance(r, dict)]
+    return metrics, inference
 
 
 # -- stack samples ---------------------------------------------------------------------------------
-def sample_header_line(start_ns: int) -> str:
-    return json.dumps({"start_ns": start_ns})
+def sample_header_line(start_ns: int, session: dict[str, Any] | None = None) -> str:
+    """The first line; `session` is what a pyinstrument session file needs besides the samples
+    (start_time, start_call_stack, interval_s, sys_path, sys_prefixes; profiler/stacks.py)."""
+    return json.dumps({"start_ns": start_ns, **({"session": session} if session else {})})
+
+
+def read_sample_header(path: Path) -> dict[str, Any] | None:
+    """The sample stream's first line (see `sample_header_line`), or None."""
+    for obj in _json_lines(path):
+        return obj if "start_ns" in obj else None
+    return None
 
 
 def sample_line(frames: list[list[Any]], stacks: list[list[int]], end_ns: list[int], stack: list[int]) -> str:
@@ -204,7 +244,31 @@ def read_telemetry_stream(path: Path | str) -> pd.DataFrame:
     return frame.astype({"t_ns": "int64", "source": object, "metric": object}).reset_index(drop=True)
 
 
+def tally_telemetry_stream(path: Path) -> tuple[int, dict[str, int], list[tuple[str, str]]]:
+    """(rows, each source's last t_ns, the (source, metric) pairs with rows) of telemetry.stream.csv,
+    without pandas: the run's end says this in run.json, and the table is a reader's to build.
+    Rows are skipped as `read_telemetry_stream` skips them (a cut line, a missing field, a value
+    or time that is no number)."""
+    rows = 0
+    last: dict[str, int] = {}
+    pairs: dict[tuple[str, str], None] = {}
+    for line in _complete_lines(path).decode("utf-8", errors="replace").splitlines()[1:]:
+        parts = line.split(",")
+        if len(parts) != 4 or not parts[1] or not parts[2]:
+            continue
+        try:
+            t_ns, value = int(parts[0]), float(parts[3])
+        except ValueError:
+            continue
+        if value != value:  # NaN: pandas drops it too
+            continue
+        rows += 1
+        last[parts[1]] = max(t_ns, last.get(parts[1], t_ns))
+        pairs[(parts[1], parts[2])] = None
+    return rows, last, list(pairs)
+
+
 def remove_streams(run_dir: Path) -> None:
-    """Removes the span and sample streams once the tables hold what they held."""
-    for name in (SPANS_STREAM, SAMPLES_STREAM):
+    """Removes the streams once the tables hold what they held."""
+    for name in STREAMS:
         (run_dir / name).unlink(missing_ok=True)

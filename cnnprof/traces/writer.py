@@ -1,7 +1,10 @@
 """Writes the files of a run directory. Every write is atomic (temp file + rename), so a reader
 never sees half a file, even when the run is killed while writing. JSON is strict: a NaN or an
 infinity (a diverged loss, `--lr` gone wild) is written as null, never as a bare `NaN` token that
-other JSON readers refuse."""
+other JSON readers refuse.
+
+pyarrow is imported by the table functions only: run.json is written at a run's start and end,
+where its import (~0.15-0.4 s) would be the run's fixed cost (benchmarks/fixed_cost.py)."""
 
 from __future__ import annotations
 
@@ -9,14 +12,16 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
-def _replace_atomically(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+def replace_atomically(path: Path, write: Any) -> None:
+    # The pid in the name: two readers building the same run's tables at once (traces/tables.py)
+    # must not write into one temporary file.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     write(tmp)
     os.replace(tmp, path)
 
@@ -45,18 +50,25 @@ def _finite(data: Any) -> Any:
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Strict JSON: non-finite numbers become null (find them first with `non_finite_paths`)."""
     text = json.dumps(_finite(data), indent=2, default=str, allow_nan=False) + "\n"
-    _replace_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    replace_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def write_table(path: Path, columns: dict[str, list[Any]], schema: pa.Schema) -> None:
     """Writes `columns` (name -> values) as Parquet. Columns not in `schema` are appended as float64."""
-    table = to_table(columns, schema)
-    _replace_atomically(path, lambda tmp: pq.write_table(table, tmp))
+    write_arrow(path, to_table(columns, schema))
+
+
+def write_arrow(path: Path, table: pa.Table) -> None:
+    import pyarrow.parquet as pq
+
+    replace_atomically(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def to_table(columns: dict[str, list[Any]], schema: pa.Schema) -> pa.Table:
     """`columns` as the Arrow table `write_table` writes (so a stream read in place of its table
     gives the same pandas types)."""
+    import pyarrow as pa
+
     fields = list(schema)
     names = {f.name for f in fields}
     fields += [pa.field(name, pa.float64()) for name in columns if name not in names]

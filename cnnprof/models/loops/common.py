@@ -112,8 +112,6 @@ class Session(Protocol):
 
     def add_inference(self, kind: str, index: int, n_images: int, seconds: float, correct: int) -> None: ...
 
-    def write_tables(self) -> None: ...
-
 
 def run_training(
     trainer: Trainer,
@@ -148,8 +146,7 @@ def run_training(
             "images_per_s": n_train / train_span.seconds,
             "peak_memory_mb": trainer.peak_memory_mb(),
         }
-        session.add_epoch_metrics(row)
-        session.write_tables()  # a killed run keeps its finished epochs
+        session.add_epoch_metrics(row)  # streamed: a killed run keeps its finished epochs
         events.epoch_finished(row)
     rec.epoch = None
 
@@ -174,4 +171,3 @@ def run_training(
                     predicted = trainer.predict_one(index)
                 session.add_inference("single", index, 1, span.seconds, int(predicted == data.y_test[index]))
                 events.advanced()
-    session.write_tables()

@@ -1,5 +1,5 @@
 """Hardware telemetry: a separate sampler process reads each source every interval into a stream
-file, which `SamplerHandle.stop()` merges into the run's `telemetry.parquet`.
+file, which the first reader of the run turns into its `telemetry.parquet` (traces/tables.py).
 
 Sources (`SOURCE_NAMES`): procfs (psutil, any OS), rapl (Linux powercap), nvml (NVIDIA),
 macmon (macOS, no sudo), powermetrics (macOS, sudo). A metric is named within its source;
@@ -12,7 +12,7 @@ from .launcher import (
     SamplerHandle,
     TelemetryResult,
     available_sources,
-    merge_stream,
+    close_stream,
     spawn_sampler,
     start_sampler,
 )
@@ -27,7 +27,7 @@ __all__ = [
     "TelemetryResult",
     "available_sources",
     "decode_clock_event_reasons",
-    "merge_stream",
+    "close_stream",
     "parse_powermetrics_command",
     "read_stream",
     "spawn_sampler",

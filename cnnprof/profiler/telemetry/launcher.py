@@ -1,5 +1,5 @@
-"""The training process's side of telemetry: start the sampler process, stop it, and merge its
-stream into `telemetry.parquet`.
+"""The training process's side of telemetry: start the sampler process, stop it, and say what its
+stream holds (the stream stays: the first reader turns it into `telemetry.parquet`, traces/tables.py).
 
     handle = start_sampler(run_dir, "auto", 100, t0_perf_ns)
     ...                                   # train; the sampler appends to its stream file
@@ -11,6 +11,7 @@ Only a wrong request (an unknown source, an interval out of range) is a `UserErr
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -22,13 +23,13 @@ from typing import Any
 
 import cnnprof
 
-from ...traces.streams import TELEMETRY_STREAM
+from ...traces.streams import TELEMETRY_STREAM, tally_telemetry_stream
 from .base import SourceConfig, SourceStatus, describe
 from .registry import SOURCE_NAMES, check_interval, parse_sources, probe_all
-from .stream import log_path, read_status, read_stream, status_path
+from .stream import log_path, read_status, status_path
 
-# pyarrow (~0.3 s, ~50 MB) stays out of the sampler process, which imports this package: the
-# run-directory schema and writer are imported inside the functions that merge.
+# pandas and pyarrow (~0.5-1.5 s, ~50 MB) stay out of the sampler process, which imports this
+# package, and out of the run's end, which only tallies the stream (close_stream).
 
 STREAM_NAME = TELEMETRY_STREAM
 # The sampler probes before it writes its status: NVML init and powermetrics' first window take
@@ -96,7 +97,7 @@ class SamplerHandle:
 
     def stop(self) -> TelemetryResult:
         if self._result is None:
-            self._result = merge_stream(self.run_dir, self._t0, self._terminate(), self._names)
+            self._result = close_stream(self.run_dir, self._t0, self._terminate(), self._names)
         return self._result
 
     def _terminate(self) -> str | None:
@@ -124,33 +125,33 @@ class SamplerHandle:
         )
 
 
-def merge_stream(
+def close_stream(
     run_dir: Path, t0_perf_ns: int, error: str | None = None, names: list[str] | None = None
 ) -> TelemetryResult:
-    """Merges the sampler's stream in `run_dir` into telemetry.parquet (times relative to t0) and
-    removes the stream, its status and (unless `error`) its log. `stop()` calls it; so can a
-    reader that finds a stream left by a run that was killed (SIGKILL, power loss) before stop().
-    `error` is why the sampler failed, `names` the sources asked for (a source that never got
-    probed is reported as such)."""
-    from ...traces import schema
-
+    """What the sampler's stream in `run_dir` holds (rows, metrics, each source's last reading),
+    read without pandas; removes the stream's status and (unless `error`) its log, and leaves the
+    stream for the first reader to turn into telemetry.parquet. `stop()` calls it; so does the
+    recovery of a run that was killed (SIGKILL, power loss) before stop(). `error` is why the
+    sampler failed, `names` the sources asked for (a source that never got probed is reported as
+    such)."""
     stream = Path(run_dir) / STREAM_NAME
     status = read_status(stream) or {}
     sources = {name: _label(entry) for name, entry in status.get("sources", {}).items()}
     for name in names or []:
         sources.setdefault(name, "unavailable: the sampler stopped before probing it")
     warnings = _warnings(log_path(stream))
-    try:
-        frame = read_stream(stream) if stream.exists() else None
-        metrics = _write_parquet(Path(run_dir) / schema.TELEMETRY, frame, t0_perf_ns, status.get("metrics", {}))
-    except Exception as exc:  # keep the raw stream for a later look; the run itself is fine
-        merge_error = f"could not merge {stream.name} into {schema.TELEMETRY}: {type(exc).__name__}: {exc}"
-        return TelemetryResult(sources, {}, "; ".join(filter(None, [error, merge_error])), 0, warnings)
-    for path in (stream, status_path(stream)) + (() if error else (log_path(stream),)):
-        path.unlink(missing_ok=True)
-    last_ns = {} if frame is None else frame.groupby("source")["t_ns"].max().to_dict()
-    last_s = {source: (int(t) - t0_perf_ns) / 1e9 for source, t in last_ns.items()}
-    return TelemetryResult(sources, metrics, error, 0 if frame is None else len(frame), warnings, last_s)
+    rows, last_ns, pairs = tally_telemetry_stream(stream)
+    declared = status.get("metrics", {})
+    metrics: dict[str, dict[str, str]] = {}
+    for source, metric in pairs:
+        table = {m: (entry[0], entry[1]) for m, entry in declared.get(source, {}).items()}
+        unit, description = describe(table, metric) or ("", "")
+        metrics[f"{source}.{metric}"] = {"unit": unit, "description": description, "source": source}
+    for path in (status_path(stream),) + (() if error else (log_path(stream),)):
+        with contextlib.suppress(OSError):  # a read-only directory (a recovery): kept, harmless
+            path.unlink(missing_ok=True)
+    last_s = {source: (t - t0_perf_ns) / 1e9 for source, t in last_ns.items()}
+    return TelemetryResult(sources, metrics, error, rows, warnings, last_s)
 
 
 def start_sampler(run_dir: Path, sources: str, interval_ms: int, t0_perf_ns: int) -> SamplerHandle:
@@ -218,31 +219,6 @@ def available_sources() -> dict[str, SourceStatus]:
 
 def _label(entry: dict[str, Any]) -> str:
     return SourceStatus(bool(entry.get("ok")), str(entry.get("reason", ""))).label()
-
-
-def _write_parquet(
-    path: Path, frame: Any, t0_perf_ns: int, declared: dict[str, dict[str, list[str]]]
-) -> dict[str, dict[str, str]]:
-    """Writes the rows with times relative to t0, sorted by time; returns the metric table of the
-    metrics that have rows."""
-    from ...traces import schema
-    from ...traces.writer import write_table
-
-    if frame is None or frame.empty:
-        write_table(path, {name: [] for name in schema.TELEMETRY_SCHEMA.names}, schema.TELEMETRY_SCHEMA)
-        return {}
-    frame = frame.assign(t_ns=frame["t_ns"] - t0_perf_ns).sort_values("t_ns", kind="stable")
-    write_table(
-        path,
-        {name: frame[name].to_numpy() for name in schema.TELEMETRY_SCHEMA.names},
-        schema.TELEMETRY_SCHEMA,
-    )
-    metrics: dict[str, dict[str, str]] = {}
-    for source, metric in frame[["source", "metric"]].drop_duplicates().itertuples(index=False):
-        table = {m: (entry[0], entry[1]) for m, entry in declared.get(source, {}).items()}
-        unit, description = describe(table, metric) or ("", "")
-        metrics[f"{source}.{metric}"] = {"unit": unit, "description": description, "source": source}
-    return metrics
 
 
 def _log_lines(path: Path) -> list[str]:
