@@ -45,9 +45,11 @@ print("@end", time.time_ns(), file=sys.stderr, flush=True)
 
 
 def timed(cmd: list[str], env: dict[str, str], out: Path) -> tuple[float, float, float]:
-    """(start s, stop s, explain s) of one command."""
+    """(start s, stop s, explain s) of one command. It runs in `out`'s folder: `python -m` puts the
+    current directory first on sys.path, so from a checkout it would import that checkout's
+    cnnprof whatever `--root` says."""
     launch = time.time_ns()
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=out.parent)
     exit_ns = time.time_ns()
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-2000:]}")

@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
+from . import __version__, terminal
 from .cli_read import cmd_doctor, cmd_export, cmd_report, cmd_telemetry_parse_powermetrics
 from .errors import UserError
 from .profiler import DEFAULT_PROFILER, PROFILER_MODES
-from .terminal import console, error_line
+from .terminal import error_line
 
 if TYPE_CHECKING:
     pass
@@ -343,7 +343,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     observers = _observers(args)
     prepared = prepare_run(request)
     session = RunSession(prepared.session_options, observers)
-    console.print(
+    terminal.console.print(
         f"cnnprof: {prepared.backend.name} on {prepared.backend.device_name}, "
         f"{prepared.data.name}, loop {args.loop}, run directory {session.run_dir}",
         markup=False,
@@ -369,7 +369,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _wants_live(args: argparse.Namespace) -> bool:
     """--live draws a panel only on a terminal; elsewhere (a log, a pipe) the usual lines."""
-    return bool(args.live) and console.is_terminal
+    return bool(args.live) and terminal.console.is_terminal
 
 
 def _live_view(args: argparse.Namespace, session: Any) -> contextlib.AbstractContextManager[Any]:
@@ -377,7 +377,7 @@ def _live_view(args: argparse.Namespace, session: Any) -> contextlib.AbstractCon
         return contextlib.nullcontext()
     from .live.view import LiveView
 
-    return LiveView(session, console)
+    return LiveView(session, terminal.console)
 
 
 @contextlib.contextmanager
@@ -392,7 +392,7 @@ def _run_events(args: argparse.Namespace, session: Any) -> Iterator[Any]:
         return
     from .live.view import LiveEvents, LiveView
 
-    with LiveView(session, console) as view:
+    with LiveView(session, terminal.console) as view:
         yield LiveEvents(args.epochs, view)
 
 
@@ -409,11 +409,11 @@ def _explain(
 
     start = time.perf_counter()
     if summary is not None:
-        console.print(summary(RunData(session.run_dir).record))
+        terminal.console.print(summary(RunData(session.run_dir).record))
     explain(session.run_dir, show=True, write_report=write_report, open_report=open_report)
     what = "tables, diagnosis and report" if write_report else "tables and diagnosis"
     stop = f"the run's end took {session.stop_s:.2f} s; " if session.stop_s is not None else ""
-    console.print(f"cnnprof: {stop}{what} {time.perf_counter() - start:.2f} s", markup=False, style="dim")
+    terminal.console.print(f"cnnprof: {stop}{what} {time.perf_counter() - start:.2f} s", markup=False, style="dim")
 
 
 # -- bench ------------------------------------------------------------------------------------
@@ -447,9 +447,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
             run_args += [f"--{name.replace('_', '-')}", str(value)]
     result = run_bench(backends, loops, run_args, args.out)
     report, markdown = write_bench_outputs(result)
-    console.print(markdown.read_text(encoding="utf-8"), markup=False)
+    terminal.console.print(markdown.read_text(encoding="utf-8"), markup=False)
     if report:
-        console.print(f"comparison report: {report}", markup=False)
+        terminal.console.print(f"comparison report: {report}", markup=False)
     print(result.bench_dir)
     if result.interrupted:
         return 130

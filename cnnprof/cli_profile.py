@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import terminal
 from .cli import (
     _explain,
     _live_view,
@@ -21,7 +22,7 @@ from .cli import (
 )
 from .cli_read import cmd_diagnose, cmd_watch
 from .errors import UserError
-from .terminal import console, error_line
+from .terminal import error_line, plain_line
 
 if TYPE_CHECKING:
     from .traces.record import Backend
@@ -129,12 +130,12 @@ def _explain_job(job_dir: Path, *, write_report: bool, open_report: bool) -> Non
     from .traces.job import JobData
 
     job = JobData(job_dir)
-    print_job_findings(job, console)
+    print_job_findings(job, terminal.console)
     if write_report:
         import webbrowser
 
         report = build_job_report(job, job_dir / "report.html")
-        console.print(f"report: {report}", markup=False)
+        terminal.console.print(f"report: {report}", markup=False)
         if open_report:
             webbrowser.open(report.resolve().as_uri())
 
@@ -199,7 +200,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
         run_dir=run_dir,
     )
     session = RunSession(opts, observers)
-    console.print(f"cnnprof: profiling {target}, run directory {session.run_dir}", markup=False)
+    plain_line(f"cnnprof: profiling {target}, run directory {session.run_dir}")  # rich not needed yet
     try:
         with session, observing(session), _live_view(args, session):
             imported_before = frozenset(sys.modules)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .terminal import console
+from . import terminal
 
 
 # -- report, diagnose, export -----------------------------------------------------------------
@@ -44,7 +44,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         if args.json:
             print(job_json(diagnose_job(job)))
         else:
-            print_job_findings(job, console)
+            print_job_findings(job, terminal.console)
         return 0
     run = RunData(args.run_dir)
     diagnosis = diagnose(run)
@@ -52,8 +52,8 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         print(diagnosis_json(diagnosis))
         return 0
     for note in run.notes:
-        console.print(f"note: {note}", markup=False)
-    console.print(diagnosis_table(diagnosis), soft_wrap=False)
+        terminal.console.print(f"note: {note}", markup=False)
+    terminal.console.print(diagnosis_table(diagnosis), soft_wrap=False)
     return 0
 
 
@@ -67,8 +67,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_watch(args: argparse.Namespace) -> int:
     from .live.view import watch
 
-    state = watch(args.run_dir, console)
-    console.print(f"cnnprof watch: the run is {state.status}: {args.run_dir}", markup=False)
+    state = watch(args.run_dir, terminal.console)
+    terminal.console.print(f"cnnprof watch: the run is {state.status}: {args.run_dir}", markup=False)
     return 0
 
 
@@ -88,7 +88,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             table.add_row(name, "[green]available[/]", f"{s.device_name} ({s.framework} {s.framework_version})", "")
         else:
             table.add_row(name, "[red]unavailable[/]", escape(s.reason), escape(s.fix))
-    console.print(table)
+    terminal.console.print(table)
 
     from .profiler.telemetry import available_sources
 
@@ -100,7 +100,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             sources.add_row(name, "[green]available[/]", "", "")
         else:
             sources.add_row(name, "[red]unavailable[/]", escape(status.reason), escape(status.fix))
-    console.print(sources)
+    terminal.console.print(sources)
     return 0
 
 

@@ -1,19 +1,41 @@
-"""What cnnprof prints: progress while a run trains, and the closing table (rich)."""
+"""What cnnprof prints: progress while a run trains, and the closing table (rich).
+
+rich (~50-100 ms to import) is imported on first use: `cnnprof profile` prints nothing through it
+before the profiled script starts (benchmarks/fixed_cost.py), so `console` is made the first time
+it is read: the commands read it as `terminal.console` where they print, not at their import."""
 
 from __future__ import annotations
 
 import sys
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    console: Console
+
     from .traces.record import RunRecord
 
-console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+def __getattr__(name: str) -> Any:
+    """`terminal.console`: the one rich Console (on stderr), made the first time it is read."""
+    if name != "console":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from rich.console import Console
+
+    made = globals()["console"] = Console(stderr=True, highlight=False, soft_wrap=True)
+    return made
+
+
+def _console() -> Console:
+    made: Console | None = globals().get("console")
+    return made if made is not None else __getattr__("console")
+
+
+def plain_line(message: str) -> None:
+    """A line on stderr where the console would print it, without making the console."""
+    print(message, file=sys.stderr, flush=True)
 
 
 def error_line(message: str) -> None:
@@ -25,13 +47,15 @@ class ProgressEvents:
     """The loops' LoopEvents as a rich progress bar per phase, and one line per finished epoch."""
 
     def __init__(self, epochs: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         self.epochs = epochs
         self.progress = Progress(
             TextColumn("{task.description:<22}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            console=console,
+            console=_console(),
             transient=True,
         )
         self.task: Any = None
@@ -73,6 +97,9 @@ def _fmt(value: Any, spec: str, scale: float = 1.0, unit: str = "") -> str:
 
 def summary_table(record: RunRecord) -> Table:
     """The closing table of `cnnprof run`: the study's figures for this run."""
+    from rich.markup import escape
+    from rich.table import Table
+
     s = record.summary
     title = f"{record.backend.name or '?'} ({record.backend.device_name}), loop {record.config.get('loop')}"
     table = Table(title=escape(title))

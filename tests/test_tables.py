@@ -234,3 +234,16 @@ def test_a_directory_that_cannot_be_written_is_read_from_its_streams(
     assert _contents(RunData(run_dir)) == reference  # built in memory
     assert sorted(p.name for p in run_dir.iterdir()) == before  # and left for a reader that can write
     assert read_meta(run_dir)["pending"][0] == tables.PENDING_TABLES
+
+
+def test_two_readers_at_once_read_the_same_run(ended_run: Path, tmp_path: Path) -> None:
+    """The run's own closing lines and a `cnnprof report` elsewhere: one builds, the other waits
+    on run.json's lock and reads what was built (whichever order the threads run in)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    reference = _contents(RunData(_copy(ended_run, tmp_path, "reference")))
+    run_dir = _copy(ended_run, tmp_path)
+    with ThreadPoolExecutor(2) as pool:
+        got = list(pool.map(lambda _: _contents(RunData(run_dir)), range(2)))
+    assert got == [reference, reference]
+    assert not list(run_dir.glob("*.stream.*")) and read_meta(run_dir)["pending"] == []

@@ -250,11 +250,11 @@ def test_every_macmon_metric_is_in_the_vocabulary() -> None:
 def test_doctor_without_macmon(
     platform: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from cnnprof import cli
+    from cnnprof import cli, terminal
     from cnnprof.models import backends
 
     monkeypatch.setattr(backends, "BACKENDS", {})  # the backends' table is not what is tested
-    monkeypatch.setattr(cli.console, "width", 300)
+    monkeypatch.setattr(terminal.console, "width", 300)
     monkeypatch.delenv(EXECUTABLE_ENV, raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr(sys, "platform", platform)

@@ -74,12 +74,9 @@ class RunData:
             raise RunDirError(f"{self.path}: no such run directory (pass a folder written by `cnnprof run`)")
         record = read_record(self.path)
         built: tables.Tables | None = None
-        if recovery.is_abandoned(record):
-            built = recovery.recover(self.path, record)
-        elif tables.needs_build(record):
-            built = tables.build(self.path, record)
-        if built is not None:
-            record = built.record
+        if recovery.is_abandoned(record) or tables.needs_build(record):
+            built = recovery.recover(self.path) if recovery.is_abandoned(record) else tables.build(self.path)
+            record = built.record if built is not None else read_record(self.path)  # None: built by another
         self._built = built
         self.record: RunRecord = record
         if record.status != "complete":

@@ -11,15 +11,14 @@ directory it cannot write it works in memory and the streams stay.
 
 from __future__ import annotations
 
-import copy
 import os
 import platform
 from pathlib import Path
 from typing import Any
 
 from . import schema, streams
-from .record import RunRecord
-from .tables import Tables, collect, store
+from .record import RunRecord, read_record
+from .tables import Tables, build_lock, collect, store
 
 
 def process_alive(pid: int) -> bool:
@@ -45,10 +44,15 @@ def is_abandoned(record: RunRecord) -> bool:
     return not process_alive(record.pid)
 
 
-def recover(run_dir: Path, record: RunRecord) -> Tables:
-    """The run's tables and record after recovery (see the module doc); never raises for a bad
-    stream. The caller's `record` stays as it was read."""
-    record = copy.deepcopy(record)
+def recover(run_dir: Path) -> Tables | None:
+    """The run's tables and record after recovery (see the module doc), or None when another
+    reader recovered it meanwhile (it is on disk); never raises for a bad stream."""
+    with build_lock(run_dir):
+        record = read_record(run_dir)
+        return _recover(run_dir, record) if is_abandoned(record) else None
+
+
+def _recover(run_dir: Path, record: RunRecord) -> Tables:
     t0 = record.t0_perf_ns
     if (run_dir / streams.TELEMETRY_STREAM).exists():
         record.set_section("telemetry", _telemetry_section(run_dir, t0, record.telemetry.interval_ms))

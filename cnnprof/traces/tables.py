@@ -9,20 +9,24 @@ spans from the hooks, each epoch's energy, the summary with it, profile.pyisessi
 tables, then run.json with `pending` empty, and removes the streams last. Every write is atomic,
 so a reader killed at any moment leaves a run that the next reader builds again from the same
 streams: nothing is lost. In a directory it cannot write, `build` still returns the tables (in
-memory), and the next reader builds them again.
+memory), and the next reader builds them again. Two readers at once (the run's own closing lines
+and a `cnnprof report` in another terminal) take turns on a lock of run.json: the second finds the
+tables built and reads them.
 
 Recovery of a killed run (traces/recovery.py) is the same build, with its record marked `killed`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import schema, streams
-from .record import RunRecord, write_record
+from .record import RunRecord, read_record, write_record
 from .summary import summarize
 
 if TYPE_CHECKING:
@@ -124,11 +128,35 @@ def store(run_dir: Path, tables: Tables) -> bool:
     return True
 
 
-def build(run_dir: Path, record: RunRecord) -> Tables:
-    """`collect`, then `store` (see the module doc)."""
-    tables = collect(run_dir, record)
-    store(run_dir, tables)
-    return tables
+def build(run_dir: Path) -> Tables | None:
+    """`collect`, then `store` (see the module doc); None when another reader has built the
+    tables meanwhile (they are on disk)."""
+    with build_lock(run_dir):
+        record = read_record(run_dir)
+        if not needs_build(record):
+            return None
+        tables = collect(run_dir, record)
+        store(run_dir, tables)
+        return tables
+
+
+@contextlib.contextmanager
+def build_lock(run_dir: Path) -> Iterator[None]:
+    """Holds the run directory's build lock: run.json's, as the file is now. A reader that waited
+    on it finds run.json replaced (the build's last write) and reads it anew. No lock where none
+    can be taken (a system without `fcntl`)."""
+    try:
+        import fcntl
+
+        handle = open(run_dir / schema.RUN_JSON, "rb")  # noqa: SIM115 (closed below)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        handle.close()  # releases the lock
 
 
 def telemetry_table(stream: Path, t0_ns: int) -> pa.Table:

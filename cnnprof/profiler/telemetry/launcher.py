@@ -80,9 +80,11 @@ class SamplerHandle:
         return {name: _label(entry) for name, entry in status.get("sources", {}).items()}
 
     def attach(self, t0_perf_ns: int) -> None:
-        """The run's clock anchor (the merge's t0); waits until the sampler has probed its sources."""
+        """The run's clock anchor (the stream's t0). It does not wait for the sampler's probes:
+        the run starts at once, and the sampler's rows begin when it is up (~0.1-0.3 s after it
+        was spawned; `cnnprof profile` spawns it first thing, so mostly before the script's first
+        line). A run that ends sooner waits for it in `stop`."""
         self._t0 = t0_perf_ns
-        self.wait_for_status(STATUS_TIMEOUT_S)
 
     def wait_for_status(self, timeout_s: float) -> bool:
         """True once the sampler has probed its sources; False if it died first or took too long."""
@@ -107,6 +109,8 @@ class SamplerHandle:
             return None
         died_early = process.poll() is not None
         if not died_early:
+            # A run shorter than the sampler's start-up: let it probe (and so read once) first.
+            self.wait_for_status(STATUS_TIMEOUT_S)
             process.send_signal(signal.SIGTERM)
             try:
                 process.wait(STOP_TIMEOUT_S)
@@ -159,6 +163,7 @@ def start_sampler(run_dir: Path, sources: str, interval_ms: int, t0_perf_ns: int
     probed them (see `SamplerHandle.sources`)."""
     handle = spawn_sampler(run_dir, sources, interval_ms)
     handle.attach(t0_perf_ns)
+    handle.wait_for_status(STATUS_TIMEOUT_S)
     return handle
 
 

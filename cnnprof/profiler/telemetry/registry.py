@@ -1,26 +1,27 @@
-"""The sources by name, the `--telemetry` spelling of a choice of them, and probing them."""
+"""The sources by name, the `--telemetry` spelling of a choice of them, and probing them.
+
+A source's module is imported when it is probed (in the sampler process), not when its name is
+checked: `cnnprof profile` checks `--telemetry` before the profiled script starts, and the sources'
+modules (psutil, plistlib, ...) would add ~50 ms to that start."""
 
 from __future__ import annotations
 
 import logging
+from importlib import import_module
 
 from ...errors import UserError
 from .base import Source, SourceConfig, SourceStatus, unavailable
-from .macmon import MacmonSource
-from .nvml import NvmlSource
-from .powermetrics import PowermetricsSource
-from .procfs import ProcfsSource
-from .rapl import RaplSource
 
 log = logging.getLogger(__name__)
 
-# Probe order: the cheap ones first (powermetrics may wait up to a second for its first window).
-SOURCES: dict[str, type[Source]] = {
-    "procfs": ProcfsSource,
-    "rapl": RaplSource,
-    "nvml": NvmlSource,
-    "macmon": MacmonSource,
-    "powermetrics": PowermetricsSource,
+# Name -> "module.Class" in this package. Probe order: the cheap ones first (powermetrics may wait
+# up to a second for its first window).
+SOURCES: dict[str, str] = {
+    "procfs": "procfs.ProcfsSource",
+    "rapl": "rapl.RaplSource",
+    "nvml": "nvml.NvmlSource",
+    "macmon": "macmon.MacmonSource",
+    "powermetrics": "powermetrics.PowermetricsSource",
 }
 # With `auto`, a source here is probed only when the one it names does not work: macmon reads
 # what powermetrics reads, without sudo. Named explicitly, both run (and can be compared).
@@ -49,6 +50,12 @@ def parse_sources(spec: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def source_class(name: str) -> type[Source]:
+    module, _, cls = SOURCES[name].rpartition(".")
+    found: type[Source] = getattr(import_module(f".{module}", __package__), cls)
+    return found
+
+
 def check_interval(interval_ms: int) -> None:
     low, high = INTERVAL_MS_RANGE
     if not low <= interval_ms <= high:
@@ -70,7 +77,7 @@ def probe_all(
                 f"{preferred} is sampled instead", f"--telemetry {preferred},{name} samples both"
             )
             continue
-        source = SOURCES[name](config)
+        source = source_class(name)(config)
         try:
             status = source.probe()
         except Exception as exc:  # a probe must never take the sampler down with it
