@@ -563,7 +563,7 @@ def add_children(
     processes/<pid>/ by the real conversion, and run.json's "processes" section; with `cpu_rows`,
     procfs's CPU rows of each. Each child runs `transform` (under `__getitem__`) for 3 ms, then
     waits 1 ms for its next index, over the run's middle half. Returns the pids."""
-    from cnnprof.profiler.children import convert
+    from cnnprof.profiler.children import children_info, convert
 
     record = json.loads((run_dir / "run.json").read_text())
     t0, duration = record["t0_perf_ns"], record["duration_ns"]
@@ -588,7 +588,9 @@ def add_children(
         }  # fmt: skip
         (run_dir / schema.PROCESSES / f"{pid}.json").write_text(json.dumps(doc))
         pids.append(pid)
-    record["processes"] = {"children": convert(run_dir, t0), "main_pid": 4242, "threads": "main thread only"}
+    children = children_info(run_dir, t0)  # as the run's end lists them; the first reader converts
+    convert(run_dir, t0)
+    record["processes"] = {"children": children, "main_pid": 4242, "threads": "main thread only"}
     (run_dir / "run.json").write_text(json.dumps(record))
     if cpu_rows:  # procfs's per-child CPU, 75 % of one core every 100 ms of their lives
         import pyarrow.parquet as pq
