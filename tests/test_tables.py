@@ -247,3 +247,31 @@ def test_two_readers_at_once_read_the_same_run(ended_run: Path, tmp_path: Path) 
         got = list(pool.map(lambda _: _contents(RunData(run_dir)), range(2)))
     assert got == [reference, reference]
     assert not list(run_dir.glob("*.stream.*")) and read_meta(run_dir)["pending"] == []
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # reaped: the pid names no process now
+    return child.pid
+
+
+def test_a_killed_training_run_is_recovered_with_its_epochs_and_summary(tmp_path: Path) -> None:
+    """The state a SIGKILL leaves after two epochs (the streams flushed, run.json `running`), made
+    by copying a live run's directory and giving it a dead pid."""
+    opts = SessionOptions(out_root=tmp_path / "runs", kind="train", label="killed", argv=["cnnprof", "run"])
+    with RunSession(opts) as session:
+        for epoch in (1, 2):
+            session.recorder.epoch = epoch
+            with session.recorder.span("train") as train:
+                pass
+            session.add_epoch_metrics({"epoch": epoch, "train_loss": 1.0 / epoch, "train_acc": 0.5, "val_loss": 1.0,
+                                       "val_acc": 0.5, "epoch_s": train.seconds, "images_per_s": 100.0})
+        session.flusher.flush()
+        killed = _copy(session.run_dir, tmp_path)
+    meta = read_meta(killed)
+    (killed / schema.RUN_JSON).write_text(json.dumps({**meta, "pid": _dead_pid()}))
+    run = RunData(killed)
+    assert run.record.status == "killed"
+    assert list(run.metrics["epoch"]) == [1, 2]
+    assert run.record.summary["epochs_completed"] == 2 and run.record.summary["final_train_loss"] == 0.5
+    assert read_meta(killed)["summary"]["epochs_completed"] == 2 and not list(killed.glob("*.stream.*"))
