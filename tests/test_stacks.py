@@ -391,3 +391,33 @@ def test_samples_and_spans_reach_their_streams_while_the_run_goes(tmp_path: Path
     assert list(final["t_ns"]) == columns["t_ns"] and list(final["dt_ns"]) == columns["dt_ns"]
     names = lambda st, sid: [st["frames"][i]["function"] for i in st["stacks"][sid]]  # noqa: E731
     assert [names(stacks, s) for s in columns["stack_id"]] == [names(run.stacks, s) for s in final["stack_id"]]
+
+
+def test_pyinstrument_streams_its_samples_while_it_runs_so_a_killed_run_keeps_them(tmp_path: Path) -> None:
+    """The directory as a SIGKILL would leave it mid-run (a copy taken while the run goes, given a
+    dead pid): the recovered run has pyinstrument's samples up to the last flush."""
+    import shutil
+    import subprocess
+
+    from cnnprof.traces import streams
+
+    observer = StackObserver("pyinstrument", interval_ms=1.0)
+    with RunSession(_opts(tmp_path / "runs"), [observer]) as session:
+        spin_until_sampled(observer, 20, busy_beta)
+        session.flusher.flush()
+        taken = sample_count(observer)
+        streamed = streams.read_sample_stream(session.run_dir / streams.SAMPLES_STREAM, session.t0_perf_ns)
+        killed = shutil.copytree(session.run_dir, tmp_path / "killed")
+    assert streamed is not None and len(streamed[0]["t_ns"]) >= 20
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    meta = json.loads((killed / schema.RUN_JSON).read_text())
+    (killed / schema.RUN_JSON).write_text(json.dumps({**meta, "pid": dead.pid}))
+    run = RunData(killed)
+    assert run.record.status == "killed"
+    assert 20 <= len(run.samples) <= taken
+    assert "busy_beta" in {f["function"] for f in run.stacks["frames"]}
+    # and the run that ended has every sample, as pyinstrument's own session file counts them
+    from pyinstrument.session import Session
+
+    assert len(RunData(session.run_dir).samples) == Session.load(session.run_dir / schema.PYISESSION).sample_count

@@ -79,7 +79,28 @@ class StackTables:
         return fid
 
 
-class SampleStreamer:
+class _Streamer:
+    """Appends samples to the sample stream: each line carries the frames and stacks first seen
+    since the previous one (traces/streams.py)."""
+
+    def __init__(
+        self, stream: LineStream, is_library: Callable[[str], bool], start_ns: int, session: dict[str, Any] | None
+    ) -> None:
+        self._stream = stream
+        self._tables = StackTables(is_library)
+        self._frames_done = 0
+        self._stacks_done = 0
+        stream.append([sample_header_line(start_ns, session)])
+
+    def _append(self, ends: list[int], stack_ids: list[int]) -> None:
+        tables = self._tables
+        frames = [[f[k] for k in FRAME_KEYS] for f in tables.frames[self._frames_done :]]
+        stacks = tables.stacks[self._stacks_done :]
+        self._stream.append([sample_line(frames, stacks, ends, stack_ids)])
+        self._frames_done, self._stacks_done = len(tables.frames), len(tables.stacks)
+
+
+class SampleStreamer(_Streamer):
     """Appends what the signal sampler took since the last `flush` to the sample stream. Called
     from the session's flusher thread while the sampler runs: it only reads the sampler's arrays
     (see `SignalSampler.pending`), so the signal handler never waits on it."""
@@ -91,24 +112,57 @@ class SampleStreamer:
         is_library: Callable[[str], bool],
         session: dict[str, Any] | None = None,
     ) -> None:
+        super().__init__(stream, is_library, sampler.start_ns, session)
         self._sampler = sampler
-        self._stream = stream
-        self._tables = StackTables(is_library)
         self._stack_map: list[int] = []  # the sampler's stack id -> the stream's
         self._samples_done = 0
-        self._frames_done = 0
-        self._stacks_done = 0
-        stream.append([sample_header_line(sampler.start_ns, session)])
 
     def flush(self) -> None:
         new_stacks, sids, ends = self._sampler.pending(len(self._stack_map), self._samples_done)
         if not len(ends):
             return
-        tables = self._tables
-        self._stack_map += [tables.stack_id(stack) for stack in new_stacks]
-        frames = [[f[k] for k in FRAME_KEYS] for f in tables.frames[self._frames_done :]]
-        stacks = tables.stacks[self._stacks_done :]
+        self._stack_map += [self._tables.stack_id(stack) for stack in new_stacks]
         stack_map = self._stack_map
-        self._stream.append([sample_line(frames, stacks, ends.tolist(), [stack_map[s] for s in sids])])
+        self._append(ends.tolist(), [stack_map[s] for s in sids])
         self._samples_done += len(ends)
-        self._frames_done, self._stacks_done = len(tables.frames), len(tables.stacks)
+
+
+class RecordStreamer(_Streamer):
+    """Appends pyinstrument's frame records (`(call stack, seconds)`, a list its profiler appends
+    to while it runs) since the last `flush` to the sample stream. Sample i ends at `anchor +
+    sum(seconds_0..seconds_i)`, the sum kept in float seconds and rounded once per sample (as
+    stacks.records_to_tables does). Called from the session's flusher thread: a slice of the
+    list is one step under the GIL."""
+
+    def __init__(
+        self,
+        records: list[tuple[list[str], float]],
+        anchor_ns: int,
+        stream: LineStream,
+        is_library: Callable[[str], bool],
+    ) -> None:
+        super().__init__(stream, is_library, anchor_ns, None)
+        self._records = records
+        self._anchor_ns = anchor_ns
+        self._done = 0
+        self._cum = 0.0
+
+    def flush(self) -> None:
+        new = self._records[self._done :]
+        if not new:
+            return
+        ends, ids = [], []
+        for call_stack, seconds in new:
+            ids.append(self._tables.stack_id(call_stack))
+            self._cum += seconds
+            ends.append(self._anchor_ns + round(self._cum * 1e9))
+        self._append(ends, ids)
+        self._done += len(new)
+
+    @property
+    def samples(self) -> int:
+        return self._done
+
+    @property
+    def sampled_s(self) -> float:
+        return self._cum

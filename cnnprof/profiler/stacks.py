@@ -69,13 +69,13 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..traces import schema
-from ..traces.streams import FRAME_KEYS, SAMPLES_STREAM, LineStream, sample_header_line, sample_line
+from ..traces.streams import SAMPLES_STREAM, LineStream
 from ..traces.tables import PENDING_PYISESSION
 from ..traces.writer import replace_atomically
 from . import DEFAULT_PROFILER, PROFILER_MODES
 from .library import LibraryClassifier
 from .sampler import ATTR_SEP, IDENT_SEP, FrameRecord, SamplerUnavailable, SignalSampler
-from .stack_tables import SampleStreamer, StackTables
+from .stack_tables import RecordStreamer, SampleStreamer, StackTables
 
 if TYPE_CHECKING:
     from .session import RunSession
@@ -141,6 +141,7 @@ class StackObserver:
         self._timeline: str | None = None
         self._notes: list[str] = []
         self._streamer: SampleStreamer | None = None
+        self._records: RecordStreamer | None = None
         self._stream: LineStream | None = None
 
     def start(self, session: RunSession) -> None:
@@ -179,6 +180,18 @@ class StackObserver:
         self._pyi.start(caller_frame=caller, target_description=f"cnnprof run {session.run_dir.name}")
         self._anchor_ns = _sampler_anchor_ns(before)
         self._timeline = "pyinstrument"
+        # pyinstrument keeps its samples in its session's record list: streamed from there while
+        # it runs, so that a killed run keeps them too (the list is pyinstrument's own attribute).
+        live = getattr(getattr(self._pyi, "_active_session", None), "frame_records", None)
+        if isinstance(live, list):
+            self._stream = LineStream(session.run_dir / SAMPLES_STREAM)
+            self._records = RecordStreamer(live, self._anchor_ns, self._stream, LibraryClassifier())
+            session.flusher.add(self._records.flush)
+        else:
+            self._notes.append(
+                "pyinstrument's samples reach the sample stream at the run's end only (its session's "
+                "record list was not found): a run killed before its end loses its stacks"
+            )
 
     def stop(self, session: RunSession) -> dict[str, Any]:
         """Stops the profilers and completes the sample stream. The tables (samples.parquet,
@@ -225,14 +238,15 @@ class StackObserver:
         if self._stream is not None:
             self._stream.close()
         self._pyi = self._sampler = self._cprofile = None
-        self._streamer = self._stream = None
+        self._streamer = self._records = self._stream = None
         if errors:
             out["errors"] = errors
         return out
 
     def _stop_pyinstrument(self, session: RunSession, out: dict[str, Any], errors: list[str]) -> None:
-        """pyinstrument keeps its samples in memory: they go to the sample stream now, in one
-        line, and its session to profile.pyisession."""
+        """pyinstrument's last samples go to the stream, its session to profile.pyisession."""
+        if self._records is not None:
+            session.flusher.remove(self._records.flush)
         try:
             pyi_session = self._pyi.stop() if self._pyi.is_running else self._pyi.last_session
         except Exception as exc:
@@ -242,17 +256,12 @@ class StackObserver:
             return
         records = pyi_session.frame_records
         try:
-            columns, stacks = records_to_tables(records, self._anchor_ns, 0)
-            frames = [[f[k] for k in FRAME_KEYS] for f in stacks["frames"]]
-            ends = [t + dt for t, dt in zip(columns["t_ns"], columns["dt_ns"])]
-            stream = LineStream(session.run_dir / SAMPLES_STREAM)
-            try:
-                line = sample_line(frames, stacks["stacks"], ends, columns["stack_id"])
-                stream.append([sample_header_line(self._anchor_ns), line])
-            finally:
-                stream.close()
-            out["samples"] = len(ends)
-            out["sampled_s"] = sum(columns["dt_ns"]) / 1e9
+            if self._records is None:  # not streamed while it ran: all of it now
+                self._stream = LineStream(session.run_dir / SAMPLES_STREAM)
+                self._records = RecordStreamer(records, self._anchor_ns, self._stream, LibraryClassifier())
+            self._records.flush()
+            out["samples"] = self._records.samples
+            out["sampled_s"] = self._records.sampled_s
             out["anchor_ns"] = self._anchor_ns - session.t0_perf_ns
         except Exception as exc:
             errors.append(f"samples: {type(exc).__name__}: {exc}")
