@@ -41,13 +41,12 @@ PENDING_PYISESSION = "pyisession"
 @dataclass
 class Tables:
     """A run's tables as a build made them (Arrow tables by file name: schema.SPANS, ...), and
-    its record after the build. `written`: the run directory holds them now."""
+    its record after the build."""
 
     record: RunRecord
     arrow: dict[str, pa.Table] = field(default_factory=dict)
     stacks: dict[str, Any] | None = None  # stacks.json, when there were stack samples
     pyisession: bool = False  # profile.pyisession is to be written from the samples
-    written: bool = False
     counts: dict[str, int] = field(default_factory=dict)  # rows kept of each stream, for recovery
 
     def frame(self, name: str) -> pd.DataFrame | None:
@@ -124,7 +123,6 @@ def store(run_dir: Path, tables: Tables) -> bool:
     except OSError:
         return False
     streams.remove_streams(run_dir)
-    tables.written = True
     return True
 
 
