@@ -39,6 +39,7 @@ from __future__ import annotations
 import importlib
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -64,6 +65,7 @@ class StepHooks:
         self._handles: list[Any] = []
         self._forward_handles: list[Any] = []
         self._first_step_done = False
+        self._warning_filter: Any = None
         self._installed: set[str] = set()
         # How deep the current thread is inside a hooked call of each kind (nesting: the outer wins).
         self._depth: dict[str, int] = {}
@@ -158,6 +160,11 @@ class StepHooks:
             modules.register_module_forward_pre_hook(self._forward_pre),
             modules.register_module_forward_hook(self._forward_post),
         ]
+        # torch warns on torch.compile(module) while global module hooks exist (they fire once
+        # more, for the wrapper: harmless here, the depth count keeps the outer call). The
+        # warning would be ours, in the user's output: silenced while the hooks are installed.
+        warnings.filterwarnings("ignore", message=_GLOBAL_HOOKS_WARNING, category=UserWarning)
+        self._warning_filter = warnings.filters[0]
         backward = self._span_wrapper("backward")
         self.patcher.patch(torch.Tensor, "backward", "Tensor.backward", backward)
         self.patcher.patch(torch.autograd, "backward", "torch.autograd.backward", backward)
@@ -182,6 +189,8 @@ class StepHooks:
         for handle in self._forward_handles:
             handle.remove()
         self._forward_handles = []
+        if self._warning_filter in warnings.filters:
+            warnings.filters.remove(self._warning_filter)
 
     def _torch_opt_pre(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         self._opt_start.append(_now())
@@ -311,6 +320,9 @@ class StepHookObserver:
         if torch is not None and hasattr(torch, "get_num_threads"):
             info["torch_threads"] = int(torch.get_num_threads())
         return info
+
+
+_GLOBAL_HOOKS_WARNING = r"Using `torch\.compile\(module\)` when there are global hooks on modules"
 
 
 def _dynamo_compiled() -> bool:
