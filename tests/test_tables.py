@@ -275,3 +275,16 @@ def test_a_killed_training_run_is_recovered_with_its_epochs_and_summary(tmp_path
     assert list(run.metrics["epoch"]) == [1, 2]
     assert run.record.summary["epochs_completed"] == 2 and run.record.summary["final_train_loss"] == 0.5
     assert read_meta(killed)["summary"]["epochs_completed"] == 2 and not list(killed.glob("*.stream.*"))
+
+
+def test_the_closing_lines_say_the_end_and_the_explaining_apart(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    script = tmp_path / "script.py"
+    script.write_text("print('hi')\n")
+    out = tmp_path / "runs"
+    assert main(["profile", "--no-report", "--telemetry", "none", "--out", str(out), "--", str(script)]) == 0
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if "the run's end took" in x]
+    end_s, explain_s = (float(x.split(" s")[0].split()[-1]) for x in line.split(";"))
+    assert end_s >= 0 and explain_s >= 0 and "tables and diagnosis" in line
+    assert (only_run_dir(out) / schema.SPANS).exists()  # the closing lines were the first read
