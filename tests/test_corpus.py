@@ -86,7 +86,7 @@ def test_a_transform_in_two_workers_is_named_from_the_workers_stacks(tmp_path: P
     busy = int(claim.split("busy making batches ")[1].split("%")[0])
     assert busy >= 75  # the blur is the workers' whole job: most of their samples, however loaded the machine
     waited = int(claim.split("waited on their queue ")[1].split("%")[0])
-    assert 0 < waited <= 100
+    assert 0 <= waited <= 100  # a rounded share: 0 % under a heavy load (seen once)
     assert {(dataset, _line(dataset, "TRANSFORM-DEF")), (dataset, _line(dataset, "def __getitem__"))} <= _sites(
         finding
     )

@@ -26,7 +26,8 @@ its last flush only: Pool workers, which Pool.terminate() (the end of a `with Po
 rewrite theirs after each task they finish (at most every 0.1 s, and less often when the
 file is large); a SIGTERM handler that wrote on the way out was tried and left a spawn Pool hung
 now and then. A forked child of `cnnprof run` / `profile` inherits their SIGTERM handler, which
-raises KeyboardInterrupt and so exits through the writing `finally`. DataLoader workers end
+raises KeyboardInterrupt and so exits through the writing `finally`; not a pool worker, which
+gets the default SIGTERM back (see SampledTarget). DataLoader workers end
 cleanly when their iterator is shut down. Threads other than each
 process's main thread are not sampled, in the main process as in the children: a signal handler
 runs in the main thread only, and walking another thread's frames from it (sys._current_frames)
@@ -104,6 +105,15 @@ class SampledTarget:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         signal.signal(signal.SIGALRM, signal.SIG_DFL)  # a forked child's copy of the parent's handler
+        if self.role == "pool worker":
+            # Pool.terminate() (the end of a `with Pool` block) SIGTERMs its workers at any point,
+            # inside the pool's queue code too: the parent's inherited handler raised
+            # KeyboardInterrupt there and could leave the task queue's lock held, and the pool
+            # then hung on the other workers (3 of 12 runs). A worker dies at once, as it would
+            # without cnnprof; its samples are flushed after each task (`_flush`).
+            for name in ("SIGTERM", "SIGHUP"):
+                if hasattr(signal, name):
+                    signal.signal(getattr(signal, name), signal.SIG_DFL)
         self._sampler = SignalSampler(self.interval_s)
         self._note = ""
         self._next_flush_ns = 0
