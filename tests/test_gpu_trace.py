@@ -88,7 +88,7 @@ def test_one_window_after_the_warm_up_steps_written_on_the_runs_clock(tmp_path: 
     assert before < trace.window[0] < trace.window[1] < after
     # the stand-in's kernels, shifted from the wall clock onto the run's: inside the window
     assert trace.busy.shape == (2, 2)
-    assert trace.window[0] - 5 * MS < trace.busy[0, 0] < trace.window[1] + 5 * MS
+    assert trace.window[0] - 20 * MS < trace.busy[0, 0] < trace.window[1] + 20 * MS
     assert trace.busy[0, 1] - trace.busy[0, 0] == 400 * US
     assert trace.top[0][0] == "gemm" and trace.top[0][1:] == (400 * US, 2)
 

@@ -173,8 +173,7 @@ class GpuTraceObserver:
         self.drain()
         end = _now()
         self._profiler.stop()
-        # torch.profiler's clock is the wall clock: shift it onto perf_counter, read together
-        wall_minus_perf = time.time_ns() - _now()
+        wall_minus_perf = _wall_minus_perf()
         events = self.read_events(self._profiler)
         self._profiler = None
         assert self.session is not None
@@ -214,3 +213,18 @@ def _capturing() -> bool:
 def _drain() -> None:
     """Waits for the GPU's queue (the current stream's: where the training's work goes)."""
     sys.modules["torch"].cuda.current_stream().synchronize()
+
+
+def _wall_minus_perf() -> int:
+    """time.time_ns() - perf_counter_ns(), read together: torch.profiler's events are on the wall
+    clock. The tightest of a few readings (a preemption between the two clock reads would shift
+    every event by its length)."""
+    best: tuple[int, int] | None = None
+    for _ in range(5):
+        before = _now()
+        wall = time.time_ns()
+        after = _now()
+        if best is None or after - before < best[0]:
+            best = (after - before, wall - (before + after) // 2)
+    assert best is not None
+    return best[1]
