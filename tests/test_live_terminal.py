@@ -131,9 +131,11 @@ def test_ctrl_c_ends_the_run_and_leaves_the_terminal_clean(pane: Pane, tmp_path:
 def test_run_live_shows_the_position_and_the_epoch_lines(pane: Pane, tmp_path: Path) -> None:
     argv = [
         sys.executable, "-m", "cnnprof.cli", "run", "--live", "--backend", "torch_cpu", "--epochs", "1",
-        "--batch-size", "64", "--train-images", "600", "--test-images", "64", "--single-inference", "4",
+        "--batch-size", "64", "--train-images", "6400", "--test-images", "64", "--single-inference", "4",
         "--telemetry", "procfs", "--profiler", "none", "--no-report", "--out", str(tmp_path / "runs"),
     ]  # fmt: skip
+    # 100 training steps (~4 s here, longer on a slower machine): the position is on screen for
+    # many of the pane's polls; with 10 (0.5 s) a loaded machine once polled past all of them.
     pane.type(f"PYTHONPATH={shlex.quote(str(ROOT))} " + shlex.join(argv) + "; echo EXIT=$?")
     pane.wait_for(lambda t: re.search(r"epoch 1/1 train \d+/\d+", t) and (_steps(t) or 0) > 0, "the position")
     assert _exit_code(pane.wait_for(_exit_code, "the end of the run")) == "0"
