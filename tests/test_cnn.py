@@ -70,3 +70,32 @@ def test_dropout_acts_in_training_mode_only() -> None:
 def test_mismatched_models_refuse_the_copy() -> None:
     with pytest.raises(ValueError):
         cnn_mlx.load_from_torch(cnn_mlx.SeedCNN(3, 10, 32), cnn_torch.SeedCNN(3, 100, 32))
+
+
+@pytest.mark.parametrize("shape", [(2, 7, 7, 3), (2, 28, 28, 4), (1, 6, 9, 2)], ids=["odd", "even", "mixed"])
+def test_window_max_pool_is_mlx_max_pooling_with_its_gradient(shape: tuple[int, ...]) -> None:
+    """The fast loop's pooling: the same values and, after a ReLU (where ties are zeros), the
+    same gradients as nn.MaxPool2d(2, 2), the odd last row and column included (they get none)."""
+    x = mx.random.normal(shape, key=mx.random.key(1))
+    reference = cnn_mlx.nn.MaxPool2d(2, 2)
+    assert mx.array_equal(cnn_mlx.window_max_pool(x), reference(x)).item()
+    cotangent = mx.random.normal(reference(x).shape, key=mx.random.key(2))
+
+    def grad_of(pool: object) -> np.ndarray:
+        return np.array(mx.grad(lambda v: (pool(cnn_mlx.nn.relu(v)) * cotangent).sum())(x))
+
+    expected, got = grad_of(reference), grad_of(cnn_mlx.window_max_pool)
+    np.testing.assert_array_equal(got, expected)
+    assert np.count_nonzero(got) > 0  # gradients flowed: the comparison is not of zeros
+    if shape[1] % 2:
+        assert not got[:, -1].any()  # the dropped row
+
+
+def test_the_fast_model_computes_the_seed_model() -> None:
+    model = cnn_mlx.SeedCNN(1, 10, 28)
+    model.eval()
+    fast = cnn_mlx.SeedCNN(1, 10, 28, window_pool=True)
+    fast.eval()
+    fast.update(model.parameters())
+    x = mx.random.normal((4, 28, 28, 1), key=mx.random.key(3))
+    np.testing.assert_allclose(np.array(fast(x)), np.array(model(x)), atol=1e-6, rtol=0)

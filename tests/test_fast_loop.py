@@ -7,6 +7,7 @@ totals accumulated inside the step, and the state restored after warm-up iterati
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -177,3 +178,14 @@ def test_a_torch_cpu_fast_run_says_how_it_ran(tmp_path: Path) -> None:
     # the step hooks see the eager step's optimizer: one derived step per batch, as for tuned
     steps = run.spans.query("kind == 'step'")
     assert len(steps) == 3  # 288 training images (320 less the 10 % validation): 128, 128, 32
+
+
+def test_mlx_fast_turns_cuda_graphs_off_unless_the_user_chose(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CUDA-only setting of MLX's fast loop (the trainer calls this on CUDA only: not run here)."""
+    mlx_loop = pytest.importorskip("cnnprof.models.loops.mlx_loop")
+    monkeypatch.delenv("MLX_USE_CUDA_GRAPHS", raising=False)
+    assert "graphs off" in mlx_loop._cuda_graphs_off()
+    assert os.environ["MLX_USE_CUDA_GRAPHS"] == "0"
+    monkeypatch.setenv("MLX_USE_CUDA_GRAPHS", "1")
+    assert "MLX_USE_CUDA_GRAPHS=1 as set" in mlx_loop._cuda_graphs_off()
+    assert os.environ["MLX_USE_CUDA_GRAPHS"] == "1"

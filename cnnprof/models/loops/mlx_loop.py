@@ -12,12 +12,18 @@ fast  - tuned with the batch slicing and the running totals inside the compiled 
         takes the epoch's permutation and the batch's start index as inputs (`mx.slice` at a
         dynamic start; the starts made once on the device), gathers the batch, steps and adds to
         the totals, so each batch is one compiled call (one function per batch size: the last
-        batch is shorter).
+        batch is shorter). Two more changes, from a GPU trace of tuned's step on an H200
+        (docs/BENCHMARKS.md, issue 17): the pooling by `cnn_mlx.window_max_pool` (the same
+        function; MLX's pooling reductions were 2.5 of the step's 3.8 ms of GPU time), and on
+        CUDA MLX's CUDA graphs off (`MLX_USE_CUDA_GRAPHS=0`): the step is ~140 small kernels and
+        the host sets its pace; recording them into graphs cost the host 6 ms a step against 4 ms
+        for launching them one by one.
 MLX's Adam skips bias correction by default; it is switched on to train like PyTorch's Adam.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from functools import partial
 
@@ -38,12 +44,25 @@ def _loss_and_correct(model: nn.Module, x: mx.array, y: mx.array) -> tuple[mx.ar
     return loss, (mx.argmax(log_probs, axis=1) == y).sum()
 
 
+def _cuda_graphs_off() -> str:
+    """Turn MLX's CUDA graphs off for this process, unless the user chose: MLX reads the variable
+    once, at the first kernel, which the trainer's set-up launches after this."""
+    chosen = os.environ.setdefault("MLX_USE_CUDA_GRAPHS", "0")
+    if chosen != "0":
+        return f"fast on CUDA: MLX_USE_CUDA_GRAPHS={chosen} as set (the fast loop turns them off otherwise)"
+    return "fast on CUDA: MLX's CUDA graphs off (MLX_USE_CUDA_GRAPHS=0): kernels launched one by one"
+
+
 class MlxTrainer:
     def __init__(self, data: DatasetSplits, cfg: LoopConfig, device: str, rec: SpanRecorder) -> None:
+        fast = cfg.loop == "fast"
+        self.notes: list[str] = []
+        if fast and device == "gpu" and mx.cuda.is_available():
+            self.notes.append(_cuda_graphs_off())
         mx.set_default_device(mx.gpu if device == "gpu" else mx.cpu)
         mx.random.seed(cfg.seed)
         self.cfg, self.rec = cfg, rec
-        self.model = SeedCNN(data.channels, data.num_classes, data.height)
+        self.model = SeedCNN(data.channels, data.num_classes, data.height, window_pool=fast)
         mx.eval(self.model.parameters())
         self.parameters = count_parameters(self.model)
         self.optimizer = optim.Adam(learning_rate=cfg.lr, bias_correction=True)
@@ -77,9 +96,8 @@ class MlxTrainer:
             return compiled(step)
 
         self.step = compiled(train_step)
-        self.notes: list[str] = []
         self.fast_steps: dict[int, Callable[..., tuple[mx.array, mx.array]]] = {}
-        if cfg.loop == "fast":
+        if fast:
             n, bs = self.y_train.size, cfg.batch_size
             self.fast_steps = {size: sliced_step(size) for size in {min(bs, n), n % bs} - {0}}
             # The batches' starts made once on the device: a new mx.array(start) per batch is a
@@ -87,7 +105,8 @@ class MlxTrainer:
             self.fast_starts = mx.arange(0, n, bs)
             self.notes.append(
                 f"fast on {device}: the whole step compiled with its batch slicing and running totals "
-                f"inside (one compiled function per batch size {sorted(self.fast_steps, reverse=True)})"
+                f"inside (one compiled function per batch size {sorted(self.fast_steps, reverse=True)}); "
+                "2x2 max pooling as the maximum of each window's four values (window_max_pool)"
             )
 
     def _eval(self, *arrays: object) -> None:
