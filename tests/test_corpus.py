@@ -22,18 +22,19 @@ def _line(script: str, marker: str) -> int:
     return next(i for i, line in enumerate(lines, 1) if marker in line)
 
 
-def _record(script: str, tmp_path: Path, *options: str) -> Path:
+def _record(script: str, tmp_path: Path, *options: str, script_args: tuple[str, ...] = ()) -> Path:
     """`cnnprof profile` of a corpus script (no telemetry, no report unless `options` ask): its run dir."""
     out = tmp_path / "runs"
     cmd = [sys.executable, "-m", "cnnprof.cli", "profile", "--telemetry", "none", *options, "--out", str(out)]
-    proc = subprocess.run([*cmd, "--", str(CORPUS / script)], cwd=REPO, capture_output=True, text=True, timeout=600)
+    cmd += ["--", str(CORPUS / script), *script_args]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run_dir,) = out.iterdir()
     return run_dir
 
 
-def _profile(script: str, tmp_path: Path) -> dict[str, Any]:
-    run_dir = _record(script, tmp_path, "--no-report")
+def _profile(script: str, tmp_path: Path, *script_args: str) -> dict[str, Any]:
+    run_dir = _record(script, tmp_path, "--no-report", script_args=script_args)
     proc = subprocess.run(
         [sys.executable, "-m", "cnnprof.cli", "diagnose", "--json", str(run_dir)],
         cwd=REPO,
@@ -146,6 +147,15 @@ def test_mlx_lazy_accumulation_is_a_lazy_graph(tmp_path: Path) -> None:
     finding = _finding(result, "lazy-graph")
     assert "1 evals for 30 steps" in finding["claim"]
     assert (script, _line(script, "EVAL-LINE")) in _sites(finding)
+
+
+def test_mlx_async_eval_per_step_is_no_lazy_graph(tmp_path: Path) -> None:
+    """The same loop with an `mx.async_eval` per step: one blocking eval for 30 steps again, but
+    each step's graph evaluated as it goes."""
+    pytest.importorskip("mlx.core")
+    result = _profile("mlx_lazy.py", tmp_path, "--async-eval")
+    assert not [f for f in result["findings"] if f["id"] == "lazy-graph"]
+    assert result["verdict"]["step_s"] is not None  # the steps were found: the rule had its input
 
 
 def test_compiled_step_gives_warmup_and_a_steady_state_judged_without_it(tmp_path: Path) -> None:

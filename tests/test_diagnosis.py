@@ -250,6 +250,19 @@ def test_lazy_graph_quiet_for_per_batch_evals(tmp_path: Path) -> None:
     assert by_id(findings(run.load()), "lazy-graph") == []
 
 
+@pytest.mark.parametrize("async_evals", [False, True], ids=["one-eval-per-epoch", "async-eval-per-step"])
+def test_lazy_graph_counts_async_evals_as_evaluations(tmp_path: Path, async_evals: bool) -> None:
+    """As MLX's tuned loop on the H200: an epoch-end eval waiting 0.1 s (5 steps) for the queued
+    work. Without an `mx.async_eval` per step that is a graph built over the epoch; with one it
+    is not."""
+    run = Run(tmp_path, "mlx_gpu").epochs(1, 2.1, batches=100)
+    run.span("sync", "mx.eval", 2 * S, int(2.1 * S), device="gpu")
+    if async_evals:
+        for b in range(100):
+            run.span("hook", "async_eval", b * 20 * MS + 15 * MS, b * 20 * MS + 16 * MS)
+    assert len(by_id(findings(run.load()), "lazy-graph")) == (0 if async_evals else 1)
+
+
 def test_lazy_graph_only_for_mlx(tmp_path: Path) -> None:
     run = Run(tmp_path, "torch_cuda", sync="lazy").epochs(1, 4.0, batches=100)
     run.span("sync", "eval", 1 * S, 4 * S, device="cuda")

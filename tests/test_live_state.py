@@ -153,7 +153,7 @@ def test_panel_shows_gpu_apple_cpu_power_memory_steps_and_verdict(tmp_path: Path
     run_dir = _run_dir(tmp_path)
     lines = [
         "nvml,sm_clock_mhz,1980",
-        "nvml,gpu_util_pct,35",
+        "nvml,gpu_util_pct,85",
         "nvml,power_w,250.5",
         "nvml,mem_used_mb,4096",
         "powermetrics,gpu_active_pct,70",

@@ -187,6 +187,21 @@ def test_costly_retraces_are_high_and_each_function_is_its_own_finding(tmp_path:
     assert f.severity == "high" and "500.0 ms spent compiling again" in f.claim  # 0.5 s of 2 s
 
 
+@pytest.mark.parametrize(("retraces", "severity"), [(13, "low"), (60, "medium")])
+def test_cheap_retraces_are_medium_only_when_they_keep_coming(tmp_path: Path, retraces: int, severity: str) -> None:
+    """Cheap retraces (0.1 ms each) over 530 steps: 13 is each new shape's first sight (as MLX's
+    compiled relu on the H200), 60 is shapes that keep changing."""
+    from diagnosis_runs import train_steps
+
+    run = Run(tmp_path, "mlx_gpu")
+    train_steps(run, 530, start_ms=0.0)
+    for i in range(retraces + 1):
+        at = int(i * 8 * MS)
+        run.span(KIND, "relu", at, at + MS // 10, "/u/train.py:7", framework="mlx", trace=i + 1, inputs=[f"f[{i}]"])
+    (f,) = by_id(diagnose(run.load()).findings, "recompiles")
+    assert f.severity == severity
+
+
 def test_recompiles_before_the_first_step_are_setup_and_low(tmp_path: Path) -> None:
     """A compile per batch size while a step is captured (before the first training step) is
     paid once: said, low; the same recompile in the training steps is judged on its cost."""

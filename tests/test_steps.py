@@ -208,20 +208,24 @@ def test_mlx_hooks_see_value_and_grad_update_and_a_compiled_training_step() -> N
         compiled = mx.compile(step, inputs=state, outputs=state)
         for _ in range(3):
             mx.eval(compiled(x))
+        mx.async_eval(compiled(x))  # a fourth step, evaluated without waiting
+        mx.eval(model.parameters())
         inference = mx.compile(lambda a: a * 2)
         mx.eval(inference(x))  # compiled, but no optimizer update: not a training step
     finally:
         hooks.remove()
     names = [r[1] for r in hooks.recorder.rows]
-    assert names.count("compiled") == 3  # every call of the training step, none of the other
+    assert names.count("compiled") == 4  # every call of the training step, none of the other
+    assert names.count("async_eval") == 1
     assert names.count("grad") >= 2 and names.count("optimizer") >= 2
     assert not hasattr(mx.compile, "_cnnprof_hook") and not hasattr(nn.value_and_grad, "_cnnprof_hook")
+    assert not hasattr(mx.async_eval, "_cnnprof_hook")
 
 
 STUB = """
 import sys, types
 nn = types.ModuleType("mlx.nn")          # a stub: no value_and_grad
-core = types.ModuleType("mlx.core")      # no compile
+core = types.ModuleType("mlx.core")      # no compile, no async_eval
 pkg = types.ModuleType("mlx"); pkg.nn, pkg.core = nn, core
 sys.modules.update({"mlx": pkg, "mlx.nn": nn, "mlx.core": core})
 from cnnprof.profiler.spans import SpanRecorder
@@ -239,7 +243,7 @@ def test_hooks_never_raise_into_a_stub_module() -> None:
     out = subprocess.run([sys.executable, "-c", STUB], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert lines[0] == "['mx.compile', 'nn.value_and_grad']" and lines[-1] == "ok"
+    assert lines[0] == "['mx.async_eval', 'mx.compile', 'nn.value_and_grad']" and lines[-1] == "ok"
 
 
 def test_a_validation_loop_becomes_an_eval_mode_phase() -> None:

@@ -14,7 +14,7 @@ from .state import LiveState
 # import pandas for them; tests/test_live_state.py checks that they agree.
 SYNC_BOUND_SHARE = 0.20
 INPUT_BOUND_SHARE = 0.25
-DEVICE_IDLE_PCT = 50.0
+DEVICE_IDLE_PCT = 70.0
 SYNC_DEVICE_BUSY_PCT = 60.0  # a device this busy through the syncs did real work: not the syncs' fault
 DEVICE_WAIT_SHARE = 0.50  # without GPU telemetry: waiting this much on the device means it sets the pace
 

@@ -15,7 +15,8 @@ While a run (or a profiled script) executes, these record raw spans of kind `hoo
 * mlx: `optimizer` from `mlx.optimizers.Optimizer.update`; `grad` from each call of a function
   made by `mlx.nn.value_and_grad`; `compiled` from each call of an `mx.compile`d function that
   updated an optimizer while it was traced (a compiled training step: its Python body, and so the
-  update hook, runs only while tracing).
+  update hook, runs only while tracing); `async_eval` from each `mx.async_eval` (the loop has the
+  graph computed without waiting for it: an evaluation that no sync hook sees).
 * `first_forward` (torch, until the first optimizer step only): the start of each top-level module
   call, from the global module forward hooks, so that the first step starts at its forward. The
   hooks are removed at that step, unless Dynamo has compiled a frame by then: a model compiled
@@ -240,6 +241,7 @@ class StepHooks:
 
     def _install_mlx_core(self, mx: ModuleType) -> None:
         self.patcher.patch(mx, "compile", "mx.compile", self._compile_wrapper)
+        self.patcher.patch(mx, "async_eval", "mx.async_eval", self._span_wrapper("async_eval"))
 
     def _install_mlx_nn(self, nn: ModuleType) -> None:
         grad = self._span_wrapper("grad")

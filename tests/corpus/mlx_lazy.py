@@ -1,7 +1,11 @@
 """Lazy-graph by construction: MLX steps that are never evaluated until the end, so one eval
 computes a graph built over all of them.
 
-Expected: a lazy-graph finding naming the final eval line."""
+Expected: a lazy-graph finding naming the final eval line. With `--async-eval` each step's
+graph is queued for evaluation (`mx.async_eval`) and the one blocking eval stays at the end:
+no lazy-graph then."""
+
+import sys
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -25,4 +29,6 @@ for _ in range(30):
     loss, grads = grad_fn(model, x, y)
     opt.update(model, grads)
     total = total + loss
+    if "--async-eval" in sys.argv:
+        mx.async_eval(model.parameters(), opt.state, total)
 mx.eval(model.parameters(), opt.state, total)  # EVAL-LINE

@@ -2,7 +2,9 @@
 
 MLX computes nothing until an array is evaluated. A loop that evaluates once per epoch (or never,
 until the end) builds one graph over many steps: each step returns at once (graph building), then
-one eval computes them all, holding every intermediate in memory meanwhile.
+one eval computes them all, holding every intermediate in memory meanwhile. An `mx.async_eval`
+per step (recorded by the step hooks) is an evaluation too: the graph stays one step long though
+the loop waits only once an epoch.
 """
 
 from __future__ import annotations
@@ -29,15 +31,18 @@ def rule_lazy_graph(ctx: RunView) -> list[Finding]:
         return []
     every = pd.concat([ctx.syncs, ctx.cpu_evals])
     evals = every[every["name"].str.contains("eval", na=False)]
+    spans = ctx.spans
+    async_evals = spans[(spans["kind"] == "hook") & (spans["name"] == "async_eval")]
     if len(ctx.steps):
         evals = evals[evals["end_ns"] > ctx.steps[0, 0]]
+        async_evals = async_evals[async_evals["end_ns"] > ctx.steps[0, 0]]
     if evals.empty:
         return []
     n_steps = len(ctx.steps)
     step_s = ctx.step_median_s or 0.0
     longest = float(evals["dur_s"].max())
     lazy_cfg = ctx.config.get("sync") == "lazy"
-    few = n_steps >= LAZY_MIN_STEPS and len(evals) <= LAZY_EVALS_PER_STEP * n_steps
+    few = n_steps >= LAZY_MIN_STEPS and len(evals) + len(async_evals) <= LAZY_EVALS_PER_STEP * n_steps
     long_enough = longest >= LAZY_EVAL_MIN_S and longest >= LAZY_EVAL_STEPS * step_s
     if not long_enough or not (lazy_cfg or few):
         return []

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..findings import Finding, Verdict
 from .context import RunView, Samples, total_s
-from .device_idle import idle_below_pct
+from .device_idle import DEVICE_IDLE_PCT
 from .input import INPUT_BOUND_SHARE
 from .sites import hot_user_sites, site_text
 from .sync import SYNC_BOUND_SHARE, device_syncs, sync_split
@@ -39,7 +39,8 @@ def _levers(ctx: RunView) -> str:
             "(torch.compile is limited on mps)."
         )
     if ctx.framework == "mlx" and ctx.uses_gpu:
-        return "a compiled step (mx.compile), bfloat16 / float16 weights and activations, a larger batch."
+        compiled = "" if _mlx_step_compiled(ctx) else "a compiled step (mx.compile), "
+        return f"{compiled}bfloat16 / float16 weights and activations, a larger batch."
     if ctx.framework == "mlx":
         return (
             "MLX's CPU backend is not its fast path: train on the GPU (mx.set_default_device(mx.gpu)) where "
@@ -131,7 +132,7 @@ def _device_verdict(ctx: RunView, sync_share: float, split: str, split_line: str
     if traced:
         evidence.append(traced)
     if busy is not None:
-        if busy >= idle_below_pct(ctx):
+        if busy >= DEVICE_IDLE_PCT:
             claim = f"The GPU is busy {busy:.0f}% of the steady-state step: compute-bound"
             return _verdict(ctx, "compute-bound", claim, evidence, "Levers that fit this device: " + _levers(ctx), hot)
         claim = (
@@ -150,11 +151,24 @@ def _device_verdict(ctx: RunView, sync_share: float, split: str, split_line: str
     return _verdict(ctx, "launch-bound", claim, evidence, _launch_fix(ctx), hot)
 
 
+def _mlx_step_compiled(ctx: RunView) -> bool:
+    """The training step is an `mx.compile`d function (the step hooks' `compiled` spans)."""
+    spans = ctx.spans
+    return bool(((spans["kind"] == "hook") & (spans["name"] == "compiled")).any())
+
+
 def _launch_fix(ctx: RunView) -> str:
     if ctx.framework == "mlx":
+        first = (
+            "The step is compiled already: launch fewer kernels per step"
+            if _mlx_step_compiled(ctx)
+            else "Compile the whole step (mx.compile with the model and optimizer state as inputs/outputs)"
+        )
         return (
-            "Compile the whole step (mx.compile with the model and optimizer state as inputs/outputs), "
-            "use larger batches."
+            f"{first}; use larger batches; where a layer's MLX form is many small kernels (pooling by "
+            "reductions over a transposed view, and its gradient), an elementwise form of the same function; "
+            "on MLX's CUDA backend, MLX_USE_CUDA_GRAPHS=0 (recording many small kernels into CUDA graphs can "
+            "cost the host more than launching them)."
         )
     return (
         "Launch fewer, larger kernels: capture the step in a CUDA graph (torch.compile(mode='reduce-overhead') or "
