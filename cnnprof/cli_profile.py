@@ -1,7 +1,7 @@
 """`cnnprof profile` (a user's script or module, one process or a torchrun job) and `cnnprof
 diagnose`'s parser: the subcommands that observe code cnnprof did not write. The shared option
-groups and the run plumbing (observers, telemetry start, signal handling, the closing lines) live
-in cli.py, which imports this module when it builds its parser."""
+groups live in cli_options.py; the run plumbing (observers, telemetry start, signal handling, the
+closing lines) in cli.py, which imports this module when it builds its parser."""
 
 from __future__ import annotations
 
@@ -17,9 +17,8 @@ from .cli import (
     _observers,
     _spawn_telemetry,
     _stopped_by_signals,
-    add_live_option,
-    add_observation_options,
 )
+from .cli_options import add_live_option, add_observation_options
 from .cli_read import cmd_diagnose, cmd_watch
 from .errors import UserError
 from .terminal import error_line, plain_line

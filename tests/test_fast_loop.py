@@ -158,7 +158,8 @@ def test_fast_refuses_a_sync_override() -> None:
 
 def test_cli_and_bench_offer_every_loop() -> None:
     from cnnprof.bench import parse_list
-    from cnnprof.cli import LOOP_CHOICES, build_parser
+    from cnnprof.cli import build_parser
+    from cnnprof.cli_options import LOOP_CHOICES
 
     assert LOOP_CHOICES == LOOPS
     assert build_parser().parse_args(["run", "--loop", "fast"]).loop == "fast"
