@@ -184,9 +184,12 @@ def test_a_torch_cpu_fast_run_says_how_it_ran(tmp_path: Path) -> None:
 def test_mlx_fast_turns_cuda_graphs_off_unless_the_user_chose(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CUDA-only setting of MLX's fast loop (the trainer calls this on CUDA only: not run here)."""
     mlx_loop = pytest.importorskip("cnnprof.models.loops.mlx_loop")
-    monkeypatch.delenv("MLX_USE_CUDA_GRAPHS", raising=False)
-    assert "graphs off" in mlx_loop._cuda_graphs_off()
-    assert os.environ["MLX_USE_CUDA_GRAPHS"] == "0"
+    for held, late in ((0, False), (4096, True)):  # bytes MLX holds before the loop
+        monkeypatch.delenv("MLX_USE_CUDA_GRAPHS", raising=False)
+        monkeypatch.setattr(mlx_loop.mx, "get_active_memory", lambda held=held: held)
+        note = mlx_loop._cuda_graphs_off()
+        assert "graphs off" in note and ("too late" in note) == late
+        assert os.environ["MLX_USE_CUDA_GRAPHS"] == "0"
     monkeypatch.setenv("MLX_USE_CUDA_GRAPHS", "1")
     assert "MLX_USE_CUDA_GRAPHS=1 as set" in mlx_loop._cuda_graphs_off()
     assert os.environ["MLX_USE_CUDA_GRAPHS"] == "1"

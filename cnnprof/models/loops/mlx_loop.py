@@ -46,11 +46,18 @@ def _loss_and_correct(model: nn.Module, x: mx.array, y: mx.array) -> tuple[mx.ar
 
 def _cuda_graphs_off() -> str:
     """Turn MLX's CUDA graphs off for this process, unless the user chose: MLX reads the variable
-    once, at the first kernel, which the trainer's set-up launches after this."""
+    once, at its first kernel, which a run's trainer launches after this. In a process that used
+    MLX before (the Python API in a notebook), the note says it may have come too late."""
     chosen = os.environ.setdefault("MLX_USE_CUDA_GRAPHS", "0")
     if chosen != "0":
         return f"fast on CUDA: MLX_USE_CUDA_GRAPHS={chosen} as set (the fast loop turns them off otherwise)"
-    return "fast on CUDA: MLX's CUDA graphs off (MLX_USE_CUDA_GRAPHS=0): kernels launched one by one"
+    late = (
+        " (MLX held arrays before the loop: if it had run a kernel, the setting came too late; set "
+        "MLX_USE_CUDA_GRAPHS=0 before the first MLX call)"
+        if mx.get_active_memory()
+        else ""
+    )
+    return f"fast on CUDA: MLX's CUDA graphs off (MLX_USE_CUDA_GRAPHS=0): kernels launched one by one{late}"
 
 
 class MlxTrainer:
