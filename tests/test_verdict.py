@@ -85,6 +85,21 @@ def test_mlx_half_idle_gpu_is_launch_bound_and_the_fix_knows_a_compiled_step(tmp
     assert "MLX_USE_CUDA_GRAPHS=0" in verdict.fix
 
 
+@pytest.mark.parametrize(("steps", "caveat"), [(30, True), (600, False)], ids=["0.2-s", "4-s"])
+def test_a_short_steady_state_says_what_nvmls_busy_share_is_worth(tmp_path: Path, steps: int, caveat: bool) -> None:
+    """NVML polled every 100 ms, each reading over the last 200 ms: 30 steps of 7 ms hold no
+    whole reading (the caveat), 600 hold dozens (none)."""
+    run = Run(tmp_path, "mlx_gpu")
+    end = train_steps(run, steps, data_ms=0.1, fwd_ms=0.3, bwd_ms=0.0, opt_ms=0.1, sync_ms=6.5, device="gpu")
+    run.tel("gpu_util_pct", util(end / 1000, busy=51, period_ms=100))
+    result = diagnose(run.load())
+    lines = [e for e in result.verdict.evidence if "a short steady state for nvml" in e]
+    assert bool(lines) == caveat
+    if caveat:
+        (idle,) = by_id(result.findings, "device-idle")
+        assert any("each over the last 200 ms" in e for e in idle.evidence)
+
+
 def test_warmup_is_left_out_of_the_steady_state(tmp_path: Path) -> None:
     """MLX compiling its CUDA kernels in the first step (90 s) must not make the run sync-bound or
     the GPU idle: the steady state is judged without it, and `warmup` says what was left out."""

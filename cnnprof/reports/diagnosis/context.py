@@ -17,7 +17,7 @@ from ...traces.gpu_trace import GpuTrace, read_gpu_trace
 from ...traces.processes import ProcessSamples
 from ...traces.reader import RunData
 from ...traces.steps import merge_intervals as merge
-from .series import Series, gpu_util, util_over
+from .series import FEW_READINGS, Series, gpu_util, lookback_ns, readings_inside, util_over
 from .steady import outlier_mask, warmup_count
 
 GPU_DEVICES = ("cuda", "mps", "gpu")
@@ -341,6 +341,22 @@ class RunView:
         if self.gpu is None or not self.window.size:
             return None
         return util_over(self.gpu, self.window[:, 0], self.window[:, 1])
+
+    @cached_property
+    def busy_caveat(self) -> str | None:
+        """Where the busy share comes from telemetry over a steady state that few readings lie
+        wholly inside: what the figure is worth (else None)."""
+        if self.traced_busy_pct is not None or self.gpu is None or not self.window.size:
+            return None
+        n = readings_inside(self.gpu, self.window)
+        if n >= FEW_READINGS:
+            return None
+        return (
+            f"a short steady state for {self.gpu.source}'s utilisation: {n} of its readings (each over "
+            f"the last {lookback_ns(self.gpu) / 1e6:.0f} ms) lie wholly inside it, the rest mix in what ran "
+            "around it (validation, an epoch's end); a run with more steps per epoch measures the GPU's "
+            "share better"
+        )
 
     # -- the steady-state step -----------------------------------------------------------------
     @cached_property

@@ -32,6 +32,8 @@ def rule_device_idle(ctx: RunView) -> list[Finding]:
         f"GPU busy {util:.0f}% during {ctx.window_text} ({total_s(ctx.window):.2f} s; idle below "
         f"{DEVICE_IDLE_PCT:.0f}%) ({source})"
     ]
+    if ctx.busy_caveat:
+        evidence.append(ctx.busy_caveat)
     split = ctx.split
     if split:
         evidence.append(f"host blocked in syncs {split['sync']:.2f} s, loading batches {split['data']:.2f} s")

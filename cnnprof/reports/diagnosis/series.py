@@ -1,4 +1,5 @@
-"""GPU utilisation from telemetry, and its mean over a set of intervals."""
+"""GPU utilisation from telemetry, its mean over a set of intervals, and how many readings the
+intervals hold whole."""
 
 from __future__ import annotations
 
@@ -6,6 +7,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+# How far back one reading looks. NVML's utilisation is the busy share of its last sample period
+# (1/6 s to 1 s by product, NVML's documentation; 200 ms measured on the H100,
+# reference/GPU_MACHINE.md), whatever the polling interval; other sources report over the
+# interval between their readings.
+NVML_LOOKBACK_NS = 200_000_000
+# Fewer readings than this wholly inside the steady state: its busy share is mostly readings that
+# straddle its edges (the validation, an epoch's end), so a figure to read with care.
+FEW_READINGS = 10
 
 
 @dataclass
@@ -62,3 +72,22 @@ def util_over(series: Series, starts: np.ndarray, ends: np.ndarray) -> float | N
     if w.sum() <= 0:
         return float(means[ok].mean())
     return float((means[ok] * w).sum() / w.sum())
+
+
+def lookback_ns(series: Series) -> int:
+    return max(series.period_ns, NVML_LOOKBACK_NS if "nvml" in series.source else 0)
+
+
+def readings_inside(series: Series, window: np.ndarray, gap_ns: int = 5_000_000) -> int:
+    """How many readings look back over time wholly inside the window's intervals, once the
+    intervals closer than `gap_ns` are joined (a loop's steps tile its epoch)."""
+    if not len(window) or not len(series.t):
+        return 0
+    joined = [list(window[0])]
+    for start, end in window[1:]:
+        if start - joined[-1][1] <= gap_ns:
+            joined[-1][1] = max(joined[-1][1], end)
+        else:
+            joined.append([start, end])
+    back = lookback_ns(series)
+    return sum(int(((series.t - back >= s) & (series.t <= e)).sum()) for s, e in joined)

@@ -131,6 +131,8 @@ def _device_verdict(ctx: RunView, sync_share: float, split: str, split_line: str
     traced = trace_busy_line(ctx.gpu_trace) if ctx.gpu_trace is not None else None
     if traced:
         evidence.append(traced)
+    if ctx.busy_caveat:
+        evidence.append(ctx.busy_caveat)
     if busy is not None:
         if busy >= DEVICE_IDLE_PCT:
             claim = f"The GPU is busy {busy:.0f}% of the steady-state step: compute-bound"
