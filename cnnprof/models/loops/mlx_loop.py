@@ -115,6 +115,12 @@ class MlxTrainer:
                 f"inside (one compiled function per batch size {sorted(self.fast_steps, reverse=True)}); "
                 "2x2 max pooling as the maximum of each window's four values (window_max_pool)"
             )
+            if device == "gpu" and mx.cuda.is_available():
+                self.notes.append(
+                    "arithmetic: fp32 weights; MLX's CUDA backend runs fp32 matmuls and convolutions in TF32 "
+                    f"(MLX_ENABLE_TF32={os.environ.get('MLX_ENABLE_TF32', '1')}, its default 1), in seed and "
+                    "tuned as in fast"
+                )
 
     def _eval(self, *arrays: object) -> None:
         with self.rec.sync("eval"):
