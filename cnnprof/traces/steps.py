@@ -95,14 +95,15 @@ def step_ends(spans: pd.DataFrame, sync_names: Sequence[str] = ("mx.eval",)) -> 
     return ends
 
 
-def merge_intervals(intervals: np.ndarray) -> np.ndarray:
-    """Sorted union of intervals (two optimizers stepped back to back count as one update)."""
+def merge_intervals(intervals: np.ndarray, gap_ns: int = 0) -> np.ndarray:
+    """Sorted union of intervals (two optimizers stepped back to back count as one update), with
+    intervals less than `gap_ns` apart joined too."""
     if not len(intervals):
         return _EMPTY
     intervals = intervals[np.argsort(intervals[:, 0], kind="stable")]
     out = [list(intervals[0])]
     for s, e in intervals[1:]:
-        if s <= out[-1][1]:
+        if s <= out[-1][1] + gap_ns:
             out[-1][1] = max(out[-1][1], e)
         else:
             out.append([s, e])

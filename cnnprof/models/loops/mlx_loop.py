@@ -63,8 +63,9 @@ def _cuda_graphs_off() -> str:
 class MlxTrainer:
     def __init__(self, data: DatasetSplits, cfg: LoopConfig, device: str, rec: SpanRecorder) -> None:
         fast = cfg.loop == "fast"
+        on_cuda = device == "gpu" and mx.cuda.is_available()
         self.notes: list[str] = []
-        if fast and device == "gpu" and mx.cuda.is_available():
+        if fast and on_cuda:
             self.notes.append(_cuda_graphs_off())
         mx.set_default_device(mx.gpu if device == "gpu" else mx.cpu)
         mx.random.seed(cfg.seed)
@@ -115,7 +116,7 @@ class MlxTrainer:
                 f"inside (one compiled function per batch size {sorted(self.fast_steps, reverse=True)}); "
                 "2x2 max pooling as the maximum of each window's four values (window_max_pool)"
             )
-            if device == "gpu" and mx.cuda.is_available():
+            if on_cuda:
                 self.notes.append(
                     "arithmetic: fp32 weights; MLX's CUDA backend runs fp32 matmuls and convolutions in TF32 "
                     f"(MLX_ENABLE_TF32={os.environ.get('MLX_ENABLE_TF32', '1')}, its default 1), in seed and "

@@ -388,7 +388,10 @@ class RunView:
         rules that look at them (a run without children reads nothing)."""
         return [(proc, Samples(proc)) for proc in self.run.children]
 
+    def hook_spans(self, name: str) -> pd.DataFrame:
+        """The step hooks' spans of one name (profiler/steps.py: loader, compiled, async_eval, ...)."""
+        return self.spans[(self.spans["kind"] == "hook") & (self.spans["name"] == name)]
+
     def loaders(self) -> list[dict[str, Any]]:
         """The DataLoaders the run iterated (num_workers, batch_size, pin_memory), from the hooks."""
-        rows = self.spans[(self.spans["kind"] == "hook") & (self.spans["name"] == "loader")]
-        return [attrs_of(a) for a in rows["attrs"].tolist()]
+        return [attrs_of(a) for a in self.hook_spans("loader")["attrs"].tolist()]

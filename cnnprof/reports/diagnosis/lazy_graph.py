@@ -31,8 +31,7 @@ def rule_lazy_graph(ctx: RunView) -> list[Finding]:
         return []
     every = pd.concat([ctx.syncs, ctx.cpu_evals])
     evals = every[every["name"].str.contains("eval", na=False)]
-    spans = ctx.spans
-    async_evals = spans[(spans["kind"] == "hook") & (spans["name"] == "async_eval")]
+    async_evals = ctx.hook_spans("async_eval")
     if len(ctx.steps):
         evals = evals[evals["end_ns"] > ctx.steps[0, 0]]
         async_evals = async_evals[async_evals["end_ns"] > ctx.steps[0, 0]]

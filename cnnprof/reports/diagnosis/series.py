@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ...traces.steps import merge_intervals
+
 # How far back one reading looks. NVML's utilisation is the busy share of its last sample period
 # (1/6 s to 1 s by product, NVML's documentation; 200 ms measured on the H100,
 # reference/GPU_MACHINE.md), whatever the polling interval; other sources report over the
@@ -83,11 +85,6 @@ def readings_inside(series: Series, window: np.ndarray, gap_ns: int = 5_000_000)
     intervals closer than `gap_ns` are joined (a loop's steps tile its epoch)."""
     if not len(window) or not len(series.t):
         return 0
-    joined = [list(window[0])]
-    for start, end in window[1:]:
-        if start - joined[-1][1] <= gap_ns:
-            joined[-1][1] = max(joined[-1][1], end)
-        else:
-            joined.append([start, end])
+    joined = merge_intervals(window, gap_ns)
     back = lookback_ns(series)
     return sum(int(((series.t - back >= s) & (series.t <= e)).sum()) for s, e in joined)

@@ -155,8 +155,7 @@ def _device_verdict(ctx: RunView, sync_share: float, split: str, split_line: str
 
 def _mlx_step_compiled(ctx: RunView) -> bool:
     """The training step is an `mx.compile`d function (the step hooks' `compiled` spans)."""
-    spans = ctx.spans
-    return bool(((spans["kind"] == "hook") & (spans["name"] == "compiled")).any())
+    return not ctx.hook_spans("compiled").empty
 
 
 def _launch_fix(ctx: RunView) -> str:
